@@ -34,6 +34,7 @@ _EXPORTS: dict[str, str] = {
     "read_neo_block": "nwb_synergy.io",
     "write_synergies": "nwb_synergy.io",
     "write_sta": "nwb_synergy.io",
+    "edit_nwb": "nwb_synergy.io",
     "save_nwb": "nwb_synergy.io",
     # conditioning
     "condition_emg": "nwb_synergy.emg",
@@ -42,7 +43,7 @@ _EXPORTS: dict[str, str] = {
     "RLVM": "nwb_synergy.factorize",
     "select_n_synergies": "nwb_synergy.factorize",
     "compare_synergies": "nwb_synergy.compare",
-    "negative_components": "nwb_synergy.compare",
+    "negative_components": "nwb_synergy.negcp",
     # spike-triggered averages and muscle fields
     "spike_triggered_average": "nwb_synergy.sta",
     "post_spike_effects": "nwb_synergy.sta",
@@ -85,7 +86,7 @@ def _load_extension() -> None:
 _load_extension()
 
 if TYPE_CHECKING:  # pragma: no cover - for static analysers only
-    from .compare import compare_synergies, negative_components  # noqa: F401
+    from .compare import compare_synergies  # noqa: F401
     from .emg import condition_emg  # noqa: F401
     from .errors import InputError, NWBSynergyError, ResultsExistError  # noqa: F401
     from .factorize import NMF, RLVM, select_n_synergies  # noqa: F401
