@@ -1,0 +1,391 @@
+"""The ``nwb-synergy`` command.
+
+Subcommands::
+
+    nwb-synergy demo [--out DIR]                  simulate a session, analyse it, NWB + figures
+    nwb-synergy extract FILE.nwb [--method nmf|rlvm|both] [--n-synergies K|auto] [-o OUT.nwb]
+    nwb-synergy sta FILE.nwb [-o OUT.nwb]         spike-triggered averages, effects, fields
+    nwb-synergy analyze FILE.nwb [-o OUT.nwb]     synergies, NegCps, STA, correspondence
+    nwb-synergy report FILE.nwb [--out DIR]       figures from a results file
+    nwb-synergy convert-walking DIR -o OUT.nwb    the musclesyneRgies CSV walking trial to NWB
+
+Exit codes:
+
+* 0: success;
+* 1: bad input or user error (missing file, not NWB, no or ambiguous EMG, bad option value);
+* 2: usage error (unknown option, missing argument; argparse's own code);
+* 3: results already in the output file (or the output exists) and ``--overwrite`` not given;
+* 4: unexpected internal error (a bug: run again with ``--debug`` and report the traceback);
+* 130: interrupted (Ctrl-C).
+
+Errors are printed as one line on stderr, ``nwb-synergy: error: <message>``; ``--debug`` adds
+the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_INPUT = 1
+EXIT_USAGE = 2
+EXIT_EXISTS = 3
+EXIT_INTERNAL = 4
+EXIT_INTERRUPTED = 130
+
+PROG = "nwb-synergy"
+log = logging.getLogger("nwb_synergy")
+
+
+def _n_synergies(text: str) -> int | str:
+    if text == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}")
+    return value
+
+
+def _methods(text: str) -> tuple[str, ...]:
+    return ("nmf", "rlvm") if text == "both" else (text,)
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options every subcommand accepts (defaults suppressed so either position works)."""
+    common = argparse.ArgumentParser(add_help=False)
+    verbosity = common.add_mutually_exclusive_group()
+    verbosity.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print nothing but errors (no progress bars, no summary)",
+    )
+    verbosity.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="also log each step and its parameters",
+    )
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the full traceback on errors",
+    )
+    return common
+
+
+def _add_input(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, metavar="FILE.nwb", help="NWB file to analyse")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="OUT.nwb",
+        help="write the results to this new file (default: into FILE.nwb itself, atomically)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace results already in the output file (default: refuse, exit code 3)",
+    )
+    parser.add_argument(
+        "--emg",
+        metavar="NAME",
+        help="name of the EMG series when the file holds more than one",
+    )
+
+
+def _add_synergy_options(parser: argparse.ArgumentParser, *, default_method: str) -> None:
+    parser.add_argument(
+        "--method",
+        choices=("nmf", "rlvm", "both"),
+        default=default_method,
+        help=f"factorisation method (default: {default_method})",
+    )
+    parser.add_argument(
+        "--n-synergies",
+        type=_n_synergies,
+        default="auto",
+        metavar="K|auto",
+        help="number of synergies, or 'auto' to choose it from the data (default: auto)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed of the factorisations (default: 0)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``nwb-synergy`` (exposed for documentation and tests)."""
+    from . import __version__
+
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        parents=[common],
+        description=(
+            "Muscle synergies (NMF, RLVM), negative components, spike-triggered averages and "
+            "muscle fields from NWB files, written back into NWB."
+        ),
+        epilog=(
+            "exit codes: 0 ok, 1 bad input, 2 usage error, 3 results exist (use --overwrite), "
+            "4 internal error. Run '%(prog)s COMMAND --help' for each command."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="simulate a session, analyse it, write NWB files and figures",
+        description=(
+            "Simulate a primate-like session (EMG of 14 muscles, synergies with negative "
+            "components, units that facilitate or suppress muscles), write it as NWB, analyse "
+            "it, write the results file and figures, and compare what was found with the "
+            "planted truth."
+        ),
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("nwb_synergy_demo"),
+        metavar="DIR",
+        help="folder for the files (default: ./nwb_synergy_demo; its demo files are replaced)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="a shorter session and fewer restarts (for tests; the numbers are noisier)",
+    )
+    p.add_argument("--no-figures", action="store_true", help="skip the figures")
+
+    p = sub.add_parser(
+        "extract",
+        parents=[common],
+        help="extract muscle synergies from the EMG of an NWB file",
+        description=(
+            "Condition the EMG (high-pass, rectify, low-pass, resample, normalise), extract "
+            "synergies and write them (MuscleSynergy + SynergyActivation in "
+            "processing/behavior). With both methods, RLVM's negative components are flagged."
+        ),
+    )
+    _add_input(p)
+    _add_synergy_options(p, default_method="nmf")
+
+    p = sub.add_parser(
+        "sta",
+        parents=[common],
+        help="spike-triggered averages, post-spike effects and muscle fields",
+        description=(
+            "Spike-triggered averages of the high-pass filtered, rectified EMG for every unit, "
+            "post-spike facilitation and suppression, and muscle fields, written to a "
+            "SpikeTriggeredAverageTable in processing/ecephys."
+        ),
+    )
+    _add_input(p)
+
+    p = sub.add_parser(
+        "analyze",
+        parents=[common],
+        help="the whole analysis: synergies, NegCps, STA, muscle fields, correspondence",
+        description=(
+            "NMF and RLVM synergies (number chosen automatically unless given), their "
+            "comparison and negative components, then spike-triggered averages, effects and "
+            "muscle fields for every unit and the NegCp-PSpS correspondence test. A file "
+            "without units gets synergies only."
+        ),
+    )
+    _add_input(p)
+    _add_synergy_options(p, default_method="both")
+    p.add_argument("--no-sta", action="store_true", help="skip spike-triggered averages")
+    p.add_argument(
+        "--figures", type=Path, metavar="DIR", help="also draw the figures into this folder"
+    )
+
+    p = sub.add_parser(
+        "report",
+        parents=[common],
+        help="draw the figures of a results file",
+        description=(
+            "Figures (PNG and SVG) drawn from the results stored in an NWB file: synergy "
+            "weights with negative components, activations, model order, STA grids, muscle "
+            "fields."
+        ),
+    )
+    p.add_argument("file", type=Path, metavar="FILE.nwb", help="NWB file holding results")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder for the figures (default: FILE_figures next to the file)",
+    )
+    p.add_argument(
+        "--format",
+        dest="formats",
+        default="png,svg",
+        help="comma-separated figure formats (default: png,svg)",
+    )
+
+    p = sub.add_parser(
+        "convert-walking",
+        parents=[common],
+        help="convert the musclesyneRgies CSV walking trial to NWB",
+        description=(
+            "Convert '<trial>_raw_emg.csv' (time in s, raw EMG in microvolts) and "
+            "'<trial>_cycles.csv' (touchdown_s, liftoff_s) into an NWB file with the EMG in "
+            "acquisition and the gait cycles in intervals."
+        ),
+    )
+    p.add_argument("directory", type=Path, metavar="DIR", help="folder of the CSV files")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.nwb")
+    p.add_argument("--trial", help="trial name when the folder holds several")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT.nwb if it exists")
+    return parser
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def _cmd_demo(args: argparse.Namespace, progress: bool) -> str:
+    from .demo import run_demo
+
+    result = run_demo(
+        args.out,
+        fast=args.fast,
+        random_state=args.seed,
+        figures=not args.no_figures,
+        progress=progress,
+    )
+    return result.text
+
+
+def _cmd_analyze(args: argparse.Namespace, progress: bool, **options) -> str:
+    from .pipeline import analyze_session
+
+    results = analyze_session(
+        args.file,
+        args.output,
+        emg_name=args.emg,
+        overwrite=args.overwrite,
+        progress=progress,
+        **options,
+    )
+    text = results.summary_text()
+    figures = getattr(args, "figures", None)
+    if figures is not None:
+        from .plot import report
+
+        paths = report(results.output, figures)
+        text += f"\nfigures: {len(paths)} files in {figures}"
+    return text
+
+
+def _cmd_report(args: argparse.Namespace, progress: bool) -> str:
+    from .plot import report
+
+    out = args.out or args.file.with_name(args.file.stem + "_figures")
+    formats = tuple(f.strip().lower() for f in args.formats.split(",") if f.strip())
+    paths = report(args.file, out, formats=formats)
+    return f"{len(paths)} figure files written to {out}:\n" + "\n".join(
+        f"  {p.name}" for p in paths
+    )
+
+
+def _cmd_convert(args: argparse.Namespace, progress: bool) -> str:
+    from .convert import convert_walking
+
+    path = convert_walking(args.directory, args.output, trial=args.trial, overwrite=args.overwrite)
+    return f"wrote {path}"
+
+
+def _dispatch(args: argparse.Namespace, progress: bool) -> str:
+    if args.command == "demo":
+        return _cmd_demo(args, progress)
+    if args.command == "extract":
+        return _cmd_analyze(
+            args,
+            progress,
+            methods=_methods(args.method),
+            n_synergies=args.n_synergies,
+            sta=False,
+            random_state=args.seed,
+        )
+    if args.command == "sta":
+        return _cmd_analyze(args, progress, methods=(), sta=True)
+    if args.command == "analyze":
+        return _cmd_analyze(
+            args,
+            progress,
+            methods=_methods(args.method),
+            n_synergies=args.n_synergies,
+            sta=not args.no_sta,
+            random_state=args.seed,
+        )
+    if args.command == "report":
+        return _cmd_report(args, progress)
+    if args.command == "convert-walking":
+        return _cmd_convert(args, progress)
+    raise AssertionError(f"unknown command {args.command}")  # argparse prevents this
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``nwb-synergy``; returns the exit code (see the module docstring)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version (0) and usage errors (2)
+        return int(exit_.code or 0)
+    quiet = getattr(args, "quiet", False)
+    verbose = getattr(args, "verbose", False)
+    debug = getattr(args, "debug", False)
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+    from .errors import InputError, NWBSynergyError, ResultsExistError
+
+    try:
+        text = _dispatch(args, progress=not quiet)
+    except ResultsExistError as err:
+        code, message = EXIT_EXISTS, _one_line(err)
+    except (InputError, NWBSynergyError) as err:
+        code, message = EXIT_INPUT, _one_line(err)
+    except KeyboardInterrupt:
+        code, message = EXIT_INTERRUPTED, "interrupted"
+    except Exception as err:  # noqa: BLE001 - the last resort of a command-line tool
+        code = EXIT_INTERNAL
+        message = f"unexpected {type(err).__name__}: {_one_line(err)}" + (
+            "" if debug else " (run again with --debug for the traceback)"
+        )
+    else:
+        if not quiet and text:
+            print(text)
+        return EXIT_OK
+    if debug:
+        traceback.print_exc(file=sys.stderr)
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
