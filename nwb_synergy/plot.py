@@ -1,0 +1,431 @@
+"""Figures of synergies, model order, spike-triggered averages and muscle fields.
+
+Every function takes plain arrays and returns a :class:`matplotlib.figure.Figure`;
+:func:`report` reads a results NWB file and draws all of them, so every figure the tool shows
+can be reproduced from the file alone. Matplotlib runs on the non-interactive Agg backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+METHOD_COLORS = {"nmf": "#4C72B0", "rlvm": "#DD8452"}
+EFFECT_COLORS = {"PSF": "#1b9e3a", "PSpS": "#c0392b", None: "#555555"}
+NEGCP_COLOR = "#c0392b"
+
+
+def _figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
+    # Figure() (not pyplot) draws on Agg without touching any GUI backend or global state
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _color(method: str, i: int) -> str:
+    fallback = ["#4C72B0", "#DD8452", "#55A868", "#8172B3"]
+    return METHOD_COLORS.get(method.lower(), fallback[i % len(fallback)])
+
+
+def match_columns(reference: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Order the columns of ``other`` to best match ``reference`` (cosine, one to one).
+
+    Parameters
+    ----------
+    reference, other
+        Weights (n_muscles, K1) and (n_muscles, K2).
+
+    Returns
+    -------
+    order
+        Column indices of ``other``, one per matched reference column (length min(K1, K2)),
+        followed by its unmatched columns.
+    cosine
+        Cosine of each matched pair, length min(K1, K2).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    a = reference / np.maximum(np.linalg.norm(reference, axis=0), 1e-300)
+    b = other / np.maximum(np.linalg.norm(other, axis=0), 1e-300)
+    sim = a.T @ b
+    rows, cols = linear_sum_assignment(-sim)
+    order = list(cols[np.argsort(rows)])
+    order += [j for j in range(other.shape[1]) if j not in order]
+    return np.asarray(order), sim[np.sort(rows), cols[np.argsort(rows)]]
+
+
+def plot_synergy_weights(
+    weights: Mapping[str, np.ndarray],
+    muscle_names: Sequence[str],
+    *,
+    negcps: Mapping[str, np.ndarray] | None = None,
+    vaf: Mapping[str, Sequence[float]] | None = None,
+    match: bool = True,
+    title: str | None = None,
+) -> Figure:
+    """Synergy weights of one or more methods side by side, NegCps marked.
+
+    Parameters
+    ----------
+    weights
+        Method name -> weights (n_muscles, K). The first method is the reference order; the
+        others' synergies are matched to it (cosine, one to one) when ``match``.
+    muscle_names
+        One name per row of the weights.
+    negcps
+        Method name -> boolean (n_muscles, K): weights flagged as negative components, drawn
+        with a red edge and a star.
+    vaf
+        Method name -> VAF of each synergy (fraction), shown in the panel titles.
+    match
+        Reorder the other methods' synergies to match the first method's.
+    title
+        Figure title.
+
+    Returns
+    -------
+    Figure
+        One panel per synergy (columns); muscles on the vertical axis, one bar per method.
+    """
+    methods = list(weights)
+    if not methods:
+        raise ValueError("no weights to plot")
+    ref = np.asarray(weights[methods[0]], dtype=float)
+    n_muscles = ref.shape[0]
+    negcps = dict(negcps or {})
+    ordered: dict[str, np.ndarray] = {}
+    masks: dict[str, np.ndarray] = {}
+    cosines: dict[str, np.ndarray] = {}
+    for name in methods:
+        w = np.asarray(weights[name], dtype=float)
+        mask = np.asarray(negcps.get(name, np.zeros_like(w, dtype=bool)), dtype=bool)
+        if match and name != methods[0]:
+            order, cos = match_columns(ref, w)
+            w, mask = w[:, order], mask[:, order]
+            cosines[name] = cos
+        ordered[name], masks[name] = w, mask
+    n_syn = max(w.shape[1] for w in ordered.values())
+    fig = _figure(1.0 + 2.3 * n_syn, 1.2 + 0.28 * n_muscles)
+    axes = fig.subplots(1, n_syn, sharey=True, squeeze=False)[0]
+    y = np.arange(n_muscles)
+    height = 0.8 / len(methods)
+    lim = max(np.abs(w).max() for w in ordered.values()) * 1.1
+    lowest = min(w.min() for w in ordered.values())
+    left = min(-0.05 * lim, 1.6 * lowest - 0.05 * lim)  # room for the stars of NegCps
+    for k, ax in enumerate(axes):
+        for i, name in enumerate(methods):
+            w = ordered[name]
+            if k >= w.shape[1]:
+                continue
+            offset = (i - (len(methods) - 1) / 2) * height
+            ax.barh(y + offset, w[:, k], height=height, color=_color(name, i), label=name.upper())
+            flagged = np.flatnonzero(masks[name][:, k])
+            if flagged.size:
+                ax.barh(
+                    y[flagged] + offset,
+                    w[flagged, k],
+                    height=height,
+                    fill=False,
+                    edgecolor=NEGCP_COLOR,
+                    linewidth=1.5,
+                )
+                ax.plot(
+                    w[flagged, k] - 0.06 * lim,
+                    y[flagged] + offset,
+                    marker="*",
+                    color=NEGCP_COLOR,
+                    markersize=9,
+                    linestyle="none",
+                    label="NegCp" if k == 0 and i == len(methods) - 1 else None,
+                )
+        ax.axvline(0, color="k", linewidth=0.8)
+        ax.set_xlim(left, lim)
+        label = f"synergy {k + 1}"
+        extra = []
+        for name in methods:
+            if vaf and name in vaf and k < len(vaf[name]):
+                extra.append(f"{name.upper()} {100 * vaf[name][k]:.0f}%")
+        if extra:
+            label += "\nVAF " + ", ".join(extra)
+        for name, cos in cosines.items():
+            if k < len(cos):
+                label += f"\ncos({methods[0].upper()},{name.upper()}) = {cos[k]:.2f}"
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("weight")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(y, list(muscle_names))
+    axes[0].invert_yaxis()
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False)
+    fig.suptitle(title or "Synergy weights (NegCps: red star)", fontsize=11)
+    return fig
+
+
+def plot_activations(
+    times: np.ndarray,
+    activations: Mapping[str, np.ndarray],
+    *,
+    weights: Mapping[str, np.ndarray] | None = None,
+    window: tuple[float, float] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Activation coefficients over time, one row per synergy, methods overlaid.
+
+    Parameters
+    ----------
+    times
+        Sample times in seconds, (n_times,).
+    activations
+        Method name -> activations (n_times, K).
+    weights
+        Method name -> weights (n_muscles, K); when given, the other methods' synergies are
+        matched to the first method's, as in :func:`plot_synergy_weights`.
+    window
+        Time range to draw (default: the first 20 s).
+    title
+        Figure title.
+    """
+    methods = list(activations)
+    times = np.asarray(times, dtype=float)
+    if window is None:
+        window = (times[0], min(times[-1], times[0] + 20.0))
+    keep = (times >= window[0]) & (times <= window[1])
+    ordered = {}
+    for name in methods:
+        h = np.asarray(activations[name], dtype=float)
+        if weights is not None and name != methods[0] and name in weights:
+            order, _ = match_columns(np.asarray(weights[methods[0]]), np.asarray(weights[name]))
+            h = h[:, order]
+        ordered[name] = h
+    n_syn = max(h.shape[1] for h in ordered.values())
+    fig = _figure(9.0, 0.9 + 1.1 * n_syn)
+    axes = fig.subplots(n_syn, 1, sharex=True, squeeze=False)[:, 0]
+    for k, ax in enumerate(axes):
+        for i, name in enumerate(methods):
+            h = ordered[name]
+            if k < h.shape[1]:
+                ax.plot(times[keep], h[keep, k], color=_color(name, i), lw=1.0, label=name.upper())
+        ax.set_ylabel(f"syn {k + 1}", rotation=0, ha="right", va="center")
+        ax.set_ylim(bottom=0)
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[-1].set_xlabel("time (s)")
+    axes[0].legend(loc="upper right", ncol=len(methods), fontsize=8, frameon=False)
+    fig.suptitle(title or "Synergy activations", fontsize=11)
+    return fig
+
+
+def plot_model_order(
+    n_synergies: Sequence[int],
+    vaf: Sequence[float],
+    r2: Sequence[float] | None = None,
+    *,
+    chosen: int | None = None,
+    threshold: float | None = 0.9,
+    rule: str | None = None,
+    title: str | None = None,
+) -> Figure:
+    """VAF (uncentered) and R^2 (centered) against the number of synergies.
+
+    Parameters
+    ----------
+    n_synergies
+        Numbers of synergies tried, (n,).
+    vaf, r2
+        Fit measures (fractions) for each, (n,).
+    chosen
+        The number selected, drawn as a vertical line.
+    threshold
+        A VAF threshold drawn as a horizontal line (None: none).
+    rule
+        Name of the selection rule, shown in the legend.
+    """
+    k = np.asarray(n_synergies)
+    fig = _figure(5.0, 3.6)
+    ax = fig.subplots()
+    ax.plot(k, 100 * np.asarray(vaf), "o-", color="#4C72B0", label="VAF (uncentered)")
+    if r2 is not None:
+        ax.plot(k, 100 * np.asarray(r2), "s-", color="#55A868", label="R$^2$ (centered)")
+    if threshold is not None:
+        ax.axhline(100 * threshold, color="0.5", ls=":", lw=1, label=f"{100 * threshold:.0f}%")
+    if chosen is not None:
+        ax.axvline(
+            chosen,
+            color="#c0392b",
+            ls="--",
+            lw=1.2,
+            label=f"chosen K = {chosen}" + (f" ({rule})" if rule else ""),
+        )
+    ax.set_xticks(k)
+    ax.set_xlabel("number of synergies")
+    ax.set_ylabel("% of EMG explained")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title or "Model order", fontsize=11)
+    return fig
+
+
+def plot_sta_grid(
+    lags: np.ndarray,
+    sta: np.ndarray,
+    muscle_names: Sequence[str],
+    *,
+    effects: Sequence[str | None] | None = None,
+    mpi: Sequence[float] | None = None,
+    baseline: tuple[float, float] = (-0.03, -0.01),
+    test_window: tuple[float, float] | None = (0.003, 0.015),
+    unit: str = "",
+    n_spikes: int | None = None,
+    ncols: int = 4,
+) -> Figure:
+    """Spike-triggered averages of one unit, one panel per muscle, effects marked.
+
+    Parameters
+    ----------
+    lags
+        Lags in seconds, (n_lags,).
+    sta
+        Average rectified EMG (n_lags, n_muscles).
+    muscle_names
+        One name per column.
+    effects
+        Per muscle "PSF", "PSpS" or None; colours the trace and the panel title.
+    mpi
+        Mean percent increase per muscle, shown in the title where an effect was found.
+    baseline, test_window
+        Windows (s) shaded grey (baseline) and tinted (test).
+    unit
+        Unit label for the title.
+    n_spikes
+        Spikes averaged, for the title.
+    """
+    lags_ms = 1e3 * np.asarray(lags, dtype=float)
+    sta = np.asarray(sta, dtype=float)
+    n_muscles = sta.shape[1]
+    ncols = min(ncols, n_muscles)
+    nrows = int(np.ceil(n_muscles / ncols))
+    fig = _figure(2.3 * ncols, 0.6 + 1.55 * nrows)
+    axes = fig.subplots(nrows, ncols, sharex=True, squeeze=False)
+    effects = list(effects) if effects is not None else [None] * n_muscles
+    for m in range(nrows * ncols):
+        ax = axes.flat[m]
+        if m >= n_muscles:
+            ax.set_visible(False)
+            continue
+        effect = effects[m] if effects[m] in ("PSF", "PSpS") else None
+        color = EFFECT_COLORS[effect]
+        in_base = (lags_ms >= 1e3 * baseline[0]) & (lags_ms <= 1e3 * baseline[1])
+        base = sta[in_base, m].mean() if in_base.any() else sta[:, m].mean()
+        scale = base if base > 0 else np.abs(sta[:, m]).max() or 1.0
+        trace = 100 * (sta[:, m] - base) / scale  # % of baseline
+        ax.axvspan(1e3 * baseline[0], 1e3 * baseline[1], color="0.9", lw=0)
+        if test_window is not None:
+            ax.axvspan(1e3 * test_window[0], 1e3 * test_window[1], color=color, alpha=0.12, lw=0)
+        ax.axhline(0, color="0.6", lw=0.6)
+        ax.axvline(0, color="k", lw=0.6, ls=":")
+        ax.plot(lags_ms, trace, color=color, lw=1.4 if effect else 0.9)
+        label = muscle_names[m]
+        if effect:
+            label += f"  {effect}"
+            if mpi is not None and np.isfinite(mpi[m]):
+                label += f" {mpi[m]:+.1f}%"
+        ax.set_title(label, fontsize=8.5, color=color, fontweight="bold" if effect else None)
+        ax.tick_params(labelsize=7)
+        ax.spines[["top", "right"]].set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("lag (ms)", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("% of baseline", fontsize=8)
+    head = f"Spike-triggered averages, unit {unit}" if unit != "" else "Spike-triggered averages"
+    if n_spikes is not None:
+        head += f" ({n_spikes:,} spikes)"
+    head += "  —  green: facilitation (PSF), red: suppression (PSpS)"
+    fig.suptitle(head, fontsize=10)
+    return fig
+
+
+def plot_muscle_fields(
+    fields: np.ndarray,
+    muscle_names: Sequence[str],
+    unit_names: Sequence[str],
+    *,
+    weights: np.ndarray | None = None,
+    negcps: np.ndarray | None = None,
+    best_synergy: Sequence[int | None] | None = None,
+    similarity: Sequence[float] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Muscle fields of the units above the synergies, muscles aligned.
+
+    Parameters
+    ----------
+    fields
+        Signed fields (n_units, n_muscles), max |.| = 1 (0 where no effect).
+    muscle_names, unit_names
+        Labels of the columns and of the rows of ``fields``.
+    weights
+        Synergy weights (n_muscles, K) drawn below the fields on the same colour scale
+        (each column scaled to max |.| = 1).
+    negcps
+        Boolean (n_muscles, K): NegCps, marked with a dot.
+    best_synergy
+        Per unit the index of its best-matching synergy (or None), shown at the row end.
+    similarity
+        Per unit the cosine with that synergy.
+    """
+    fields = np.asarray(fields, dtype=float)
+    n_units, n_muscles = fields.shape
+    n_syn = 0 if weights is None else np.asarray(weights).shape[1]
+    rows = n_units + n_syn
+    fig = _figure(2.2 + 0.45 * n_muscles, 1.4 + 0.32 * rows + (0.4 if n_syn else 0))
+    ratios = [max(n_units, 1)] + ([n_syn] if n_syn else [])
+    axes = fig.subplots(len(ratios), 1, squeeze=False, height_ratios=ratios)[:, 0]
+    kwargs = dict(cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
+    ax = axes[0]
+    image = ax.imshow(fields, **kwargs)
+    ax.set_yticks(np.arange(n_units), [str(u) for u in unit_names], fontsize=8)
+    ax.set_ylabel("unit")
+    ax.set_xticks(np.arange(n_muscles), [] if n_syn else list(muscle_names), rotation=90)
+    ax.set_title("Muscle fields (red: facilitation, blue: suppression)", fontsize=10)
+    if best_synergy is not None:
+        for u, k in enumerate(best_synergy):
+            if k is None or (isinstance(k, float) and not np.isfinite(k)) or int(k) < 0:
+                continue
+            text = f"syn {int(k) + 1}"
+            if similarity is not None and np.isfinite(similarity[u]):
+                text += f" ({similarity[u]:.2f})"
+            ax.text(n_muscles - 0.4, u, "  " + text, va="center", ha="left", fontsize=7.5)
+    if n_syn:
+        w = np.asarray(weights, dtype=float)
+        scaled = w / np.maximum(np.abs(w).max(axis=0), 1e-300)
+        ax2 = axes[1]
+        ax2.imshow(scaled.T, **kwargs)
+        ax2.set_yticks(np.arange(n_syn), [f"syn {k + 1}" for k in range(n_syn)], fontsize=8)
+        ax2.set_xticks(np.arange(n_muscles), list(muscle_names), rotation=90, fontsize=8)
+        ax2.set_title("Synergies (each scaled to max |w| = 1; dot: NegCp)", fontsize=10)
+        if negcps is not None:
+            m_idx, k_idx = np.nonzero(np.asarray(negcps, dtype=bool))
+            ax2.plot(m_idx, k_idx, "o", color="k", markersize=4)
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label="signed effect / weight")
+    fig.suptitle(title or "Muscle fields against synergies", fontsize=11)
+    return fig
+
+
+def save_figure(
+    fig: Figure, path: str | Path, formats: Sequence[str] = ("png", "svg")
+) -> list[Path]:
+    """Save a figure under ``path`` (suffix replaced) in each format; returns the paths."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for fmt in formats:
+        target = path.with_suffix("." + fmt)
+        fig.savefig(target, dpi=120 if fmt == "png" else None)
+        out.append(target)
+    return out
