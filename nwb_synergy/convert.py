@@ -12,7 +12,9 @@ Written:
   microvolt values are whole multiples of one ADC step (as in the musclesyneRgies example data,
   0.1007 uV) they are stored as int16 counts with ``conversion`` = step in volts, which is exact;
   otherwise as float32 microvolts with ``conversion`` = 1e-6. The muscle names (column order)
-  are in the series' ``comments`` (``columns: ME, MA, ...``) and, spelled out, in its description.
+  are in the series' ``comments`` as JSON (``{"muscle_names": ["ME", "MA", ...]}``) and in its
+  description (``muscles: ME, MA, ...``, with the full names), which is where
+  :func:`nwb_synergy.read_emg` looks for them.
 * ``intervals/gait_cycles``: one row per touchdown, ``start_time`` = touchdown, ``stop_time`` =
   next touchdown (the end of the recording for the last one), a ``liftoff_time`` column and a
   ``complete`` column (False for the last, open cycle).
@@ -21,6 +23,7 @@ Written:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -282,9 +285,12 @@ def walking_trial_to_nwb(
             starting_time=trial.t_start,
             rate=float(trial.rate),
             description=(
-                "Raw surface EMG, time x muscles, " + how + ". muscles: " + ", ".join(full)
+                f"Raw surface EMG of {len(full)} right-leg muscles (time x muscles), {how}: "
+                + "; ".join(full)
+                + ".\nmuscles: "
+                + ", ".join(trial.muscle_names)
             ),
-            comments="columns: " + ", ".join(trial.muscle_names),
+            comments=json.dumps({"muscle_names": list(trial.muscle_names)}),
         )
     )
     t_end = trial.t_start + len(trial.emg_uv) / trial.rate
