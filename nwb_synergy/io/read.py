@@ -44,6 +44,9 @@ import numpy as np
 
 from ..errors import InputError
 from ..signals import EMG, EMGSource
+from .files import resolve_nwbfile
+from .lazy import ScaledArray, shape_of
+from .units import read_spike_trains
 
 LAYOUT_2D = "2-D TimeSeries"
 LAYOUT_PER_MUSCLE = "per-muscle TimeSeries"
@@ -130,15 +133,8 @@ def _has_emg(text: object) -> bool:
 
 
 def _n_columns(series) -> int:
-    shape = _shape(series.data)
+    shape = shape_of(series.data)
     return 1 if len(shape) < 2 else int(np.prod(shape[1:]))
-
-
-def _shape(data) -> tuple[int, ...]:
-    shape = getattr(data, "shape", None)
-    if shape is None:
-        shape = np.shape(data)
-    return tuple(int(s) for s in shape)
 
 
 def _iter_series(nwbfile) -> Iterator[tuple[str, Any, str]]:
@@ -220,7 +216,7 @@ def _layout_of(series) -> str:
 
     if isinstance(series, ElectricalSeries):
         return LAYOUT_ELECTRICAL
-    return LAYOUT_2D if _n_columns(series) > 1 or len(_shape(series.data)) > 1 else ""
+    return LAYOUT_2D if _n_columns(series) > 1 or len(shape_of(series.data)) > 1 else ""
 
 
 def find_emg_candidates(nwbfile_or_path) -> list[EMGCandidate]:
@@ -237,7 +233,7 @@ def find_emg_candidates(nwbfile_or_path) -> list[EMGCandidate]:
     list of EMGCandidate
         In file order: acquisition first, then processing modules.
     """
-    nwbfile, _label, io = _resolve(nwbfile_or_path)
+    nwbfile, _label, io = resolve_nwbfile(nwbfile_or_path)
     try:
         return _find_candidates(nwbfile)
     finally:
@@ -257,7 +253,7 @@ def _find_candidates(nwbfile) -> list[EMGCandidate]:
             table = series.electrodes.table
             if "muscle" in table.colnames or named_emg:
                 candidates.append(_make_single(path, series, LAYOUT_ELECTRICAL))
-        elif len(_shape(series.data)) >= 2 and _n_columns(series) > 1:
+        elif len(shape_of(series.data)) >= 2 and _n_columns(series) > 1:
             if named_emg:
                 candidates.append(_make_single(path, series, LAYOUT_2D))
         elif named_emg:
@@ -340,215 +336,6 @@ def _force_candidate(nwbfile, name: str) -> EMGCandidate | None:
     return None
 
 
-# --------------------------------------------------------------------------- lazy array
-
-
-class ScaledArray:
-    """Read-only, lazily scaled EMG array: raw samples to volts per slice.
-
-    Wraps one 2-D dataset (2-D TimeSeries, ElectricalSeries) or several 1-D datasets
-    (per-muscle series), h5py or NumPy, and applies ``raw * scale + offset`` per column on each
-    read, so conditioning can read long recordings in chunks of rows.
-
-    Parameters
-    ----------
-    datasets
-        The source datasets; each 1-D of shape (n_times,) or 2-D of shape (n_times, n_cols).
-    columns
-        For each muscle, (index into ``datasets``, column of that dataset or None for 1-D).
-    scale, offset
-        Per-muscle factors, shape (n_muscles,).
-    io
-        An open NWBHDF5IO to close with :meth:`close` (kept open while the array is used).
-
-    Notes
-    -----
-    Supports ``a[rows]``, ``a[rows, cols]`` with ints, slices, integer arrays and boolean masks
-    (rows and columns selected independently, as h5py does, not broadcast together as NumPy does),
-    ``np.asarray(a)``, ``shape``, ``ndim``, ``dtype`` (float64) and ``len``.
-    """
-
-    def __init__(
-        self,
-        datasets: Sequence[Any],
-        columns: Sequence[tuple[int, int | None]],
-        scale: np.ndarray,
-        offset: np.ndarray,
-        io: Any = None,
-    ):
-        self.datasets = list(datasets)
-        self.columns = list(columns)
-        self.scale = np.asarray(scale, dtype=np.float64)
-        self.offset = np.asarray(offset, dtype=np.float64)
-        self._io = io
-        self._n_times = _shape(self.datasets[0])[0]
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self._n_times, len(self.columns))
-
-    @property
-    def ndim(self) -> int:
-        return 2
-
-    @property
-    def dtype(self) -> np.dtype:
-        return np.dtype(np.float64)
-
-    @property
-    def size(self) -> int:
-        return self.shape[0] * self.shape[1]
-
-    @property
-    def raw_dtype(self) -> np.dtype:
-        """dtype of the stored samples."""
-        return np.dtype(getattr(self.datasets[0], "dtype", np.asarray(self.datasets[0][:1]).dtype))
-
-    def __len__(self) -> int:
-        return self._n_times
-
-    def __repr__(self) -> str:
-        return f"ScaledArray(shape={self.shape}, raw dtype {self.raw_dtype})"
-
-    def close(self) -> None:
-        """Close the NWB file this array reads from (if it opened one)."""
-        if self._io is not None:
-            self._io.close()
-            self._io = None
-
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        out = self[:, :]
-        return out if dtype is None else out.astype(dtype, copy=False)
-
-    def _rows(self, key) -> tuple[Any, np.ndarray | None, bool]:
-        """(selection to pass to the dataset, re-ordering to apply after, drop the axis)."""
-        n = self._n_times
-        if isinstance(key, (int, np.integer)):
-            i = int(key) + n if key < 0 else int(key)
-            if not 0 <= i < n:
-                raise IndexError(f"row {key} out of range for {n} samples")
-            return slice(i, i + 1), None, True
-        if isinstance(key, slice):
-            start, stop, step = key.indices(n)
-            if step > 0:
-                return slice(start, stop, step), None, False
-            idx = np.arange(start, stop, step)
-        else:
-            idx = np.asarray(key)
-            if idx.dtype == bool:
-                idx = np.flatnonzero(idx)
-            idx = np.where(idx < 0, idx + n, idx).astype(np.int64)
-        if idx.size == 0:
-            return slice(0, 0), None, False
-        if idx.min() < 0 or idx.max() >= n:
-            raise IndexError(f"row index out of range for {n} samples")
-        uniq, inverse = np.unique(idx, return_inverse=True)
-        if uniq.size == uniq[-1] - uniq[0] + 1:  # contiguous: read one slice
-            return slice(int(uniq[0]), int(uniq[-1]) + 1), inverse, False
-        return uniq, inverse, False
-
-    def __getitem__(self, key) -> np.ndarray:
-        if not isinstance(key, tuple):
-            key = (key,)
-        key = tuple(slice(None) if k is Ellipsis else k for k in key)
-        if len(key) == 0:
-            key = (slice(None), slice(None))
-        elif len(key) == 1:
-            key = (key[0], slice(None))
-        elif len(key) > 2:
-            raise IndexError("EMG arrays are 2-D (n_times, n_muscles)")
-        row_sel, reorder, drop_row = self._rows(key[0])
-        cols = np.arange(len(self.columns))[key[1]]
-        drop_col = np.ndim(cols) == 0
-        cols = np.atleast_1d(cols)
-        out = None
-        cache: dict[int, np.ndarray] = {}
-        for j, c in enumerate(cols):
-            d, col = self.columns[int(c)]
-            if d not in cache:
-                cache[d] = np.asarray(self.datasets[d][row_sel])
-            block = cache[d]
-            raw = block if col is None else block[:, col]
-            if out is None:
-                out = np.empty((raw.shape[0], len(cols)), dtype=np.float64)
-            out[:, j] = raw * self.scale[c] + self.offset[c]
-        if out is None:  # no columns selected
-            n_rows = (
-                len(range(*row_sel.indices(self._n_times)))
-                if isinstance(row_sel, slice)
-                else len(row_sel)
-            )
-            out = np.empty((n_rows, 0))
-        if reorder is not None:
-            out = out[reorder]
-        if drop_row:
-            out = out[0]
-            return out[0] if drop_col else out
-        return out[:, 0] if drop_col else out
-
-
-# --------------------------------------------------------------------------- opening files
-
-
-def _file_label(nwbfile) -> str:
-    source = getattr(nwbfile, "container_source", None)
-    return str(source) if source else f"<in-memory NWBFile {nwbfile.identifier}>"
-
-
-def _open_nwb(path: str | Path):
-    """Open an NWB file for reading; every failure becomes an InputError naming the file."""
-    import h5py
-    from pynwb import NWBHDF5IO
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", file=path, obj="/")
-    if path.is_dir():
-        raise InputError(
-            "is a directory, not an NWB HDF5 file (Zarr NWB files are not read here)",
-            file=path,
-            obj="/",
-        )
-    if not h5py.is_hdf5(path):
-        raise InputError("not an NWB file: it is not even HDF5", file=path, obj="/")
-    try:
-        with h5py.File(path, "r") as f:
-            is_nwb = "nwb_version" in f.attrs or f.attrs.get("namespace") == "core"
-    except OSError as err:
-        raise InputError(f"cannot open HDF5 file: {err}", file=path, obj="/") from err
-    if not is_nwb:
-        raise InputError(
-            "an HDF5 file but not NWB (no 'nwb_version' attribute at the root)",
-            file=path,
-            obj="/",
-        )
-    io = None
-    try:
-        io = NWBHDF5IO(str(path), "r")
-        return io, io.read()
-    except Exception as err:  # pynwb/hdmf raise many kinds; report them as bad input
-        if io is not None:
-            io.close()
-        raise InputError(
-            f"could not be read as NWB ({type(err).__name__}: {err})", file=path, obj="/"
-        ) from err
-
-
-def _resolve(nwbfile_or_path):
-    """(nwbfile, file label, io opened here or None)."""
-    from pynwb import NWBFile
-
-    if isinstance(nwbfile_or_path, NWBFile):
-        return nwbfile_or_path, _file_label(nwbfile_or_path), None
-    if isinstance(nwbfile_or_path, (str, Path)):
-        io, nwbfile = _open_nwb(nwbfile_or_path)
-        return nwbfile, str(nwbfile_or_path), io
-    raise InputError(
-        f"expected an NWBFile or a path, got {type(nwbfile_or_path).__name__}",
-        obj="nwbfile_or_path",
-    )
-
-
 # --------------------------------------------------------------------------- reading EMG
 
 
@@ -590,7 +377,7 @@ def _timing(series, label, path) -> tuple[float, float]:
     return 1.0 / dt, t0
 
 
-def _unit_factor(series, label, path) -> tuple[float, str]:
+def _unit_factor(series) -> tuple[float, str]:
     unit = str(getattr(series, "unit", "volts") or "volts")
     factor = _VOLT_FACTORS.get(unit.strip().lower().replace(" ", ""))
     if factor is None:
@@ -670,18 +457,6 @@ def _check_names(names: Sequence[str], n: int, label, path) -> list[str]:
     return names
 
 
-def _scan_finite(array: ScaledArray, names: list[str], rate, t_start, label, paths) -> None:
-    """Raise if any sample is NaN or infinite; reads float data in chunks of rows."""
-    if not (np.all(np.isfinite(array.scale)) and np.all(np.isfinite(array.offset))):
-        raise InputError("conversion or offset is NaN or infinite", file=label, obj=paths[0])
-    if np.issubdtype(array.raw_dtype, np.integer):
-        return  # integer samples are always finite
-    for start in range(0, array.shape[0], _CHUNK_ROWS):
-        _raise_if_not_finite(
-            array[start : start + _CHUNK_ROWS], start, names, rate, t_start, label, paths
-        )
-
-
 def _raise_if_not_finite(block, start, names, rate, t_start, label, paths) -> None:
     bad = ~np.isfinite(block)
     if not bad.any():
@@ -698,6 +473,146 @@ def _raise_if_not_finite(block, start, names, rate, t_start, label, paths) -> No
     )
 
 
+@dataclass
+class _Plan:
+    """How to turn the stored samples of one candidate into an EMG."""
+
+    series: tuple[Any, ...]
+    paths: tuple[str, ...]
+    rate: float
+    t_start: float
+    datasets: list[Any]
+    columns: list[tuple[int, int | None]]
+    scale: np.ndarray
+    offset: np.ndarray
+    unit: str
+    names: list[str] | None
+    channels: tuple[int, ...]
+    electrodes: tuple[int, ...] | None = None
+
+
+def _plan_per_muscle(cand: EMGCandidate, label, muscle_names) -> _Plan:
+    series, paths = cand.series, cand.series_paths
+    if muscle_names is not None:
+        series, paths = _pick_series(cand, muscle_names, label)
+    for s, p in zip(series, paths, strict=True):
+        if _n_columns(s) != 1:
+            raise InputError("a per-muscle EMG series must be 1-D", file=label, obj=p)
+    timings = [_timing(s, label, p) for s, p in zip(series, paths, strict=True)]
+    for what, values, fmt in (
+        ("rates", [r for r, _ in timings], "{:g} Hz"),
+        ("start times", [t for _, t in timings], "{:g} s"),
+        ("lengths", [shape_of(s.data)[0] for s in series], "{} samples"),
+    ):
+        if any(not np.isclose(v, values[0], rtol=1e-9, atol=0) for v in values):
+            detail = ", ".join(
+                f"{s.name} " + fmt.format(v) for s, v in zip(series, values, strict=True)
+            )
+            raise InputError(
+                f"per-muscle EMG series have different {what}: {detail}",
+                file=label,
+                obj=cand.path,
+            )
+    factors = [_unit_factor(s) for s in series]
+    units = {u for _, u in factors}
+    if len(units) > 1:
+        raise InputError(
+            f"per-muscle EMG series have different units: {sorted(units)}",
+            file=label,
+            obj=cand.path,
+        )
+    unit_factor = np.array([f for f, _ in factors])
+    names = [_strip_emg(s.name) for s in series]
+    if len(set(names)) < len(names):
+        names = [s.name for s in series]
+    return _Plan(
+        series=tuple(series),
+        paths=tuple(paths),
+        rate=timings[0][0],
+        t_start=timings[0][1],
+        datasets=[s.data for s in series],
+        columns=[(k, None) for k in range(len(series))],
+        scale=np.array([float(s.conversion) for s in series]) * unit_factor,
+        offset=np.array([float(s.offset or 0.0) for s in series]) * unit_factor,
+        unit=units.pop(),
+        names=names,
+        channels=(0,) * len(series),
+    )
+
+
+def _plan_single(cand: EMGCandidate, label, muscle_names) -> _Plan:
+    (s,) = cand.series
+    path = cand.series_paths[0]
+    rate, t_start = _timing(s, label, path)
+    shape = shape_of(s.data)
+    if len(shape) > 2:
+        raise InputError(
+            f"EMG data has {len(shape)} dimensions; expected (time, channels)",
+            file=label,
+            obj=path,
+        )
+    columns = [(0, None)] if len(shape) == 1 else [(0, k) for k in range(shape[1])]
+    n = len(columns)
+    factor, unit = _unit_factor(s)
+    scale = np.full(n, float(s.conversion) * factor)
+    names: list[str] | None = None
+    electrodes = None
+    if cand.layout == LAYOUT_ELECTRICAL:
+        rows = _electrode_rows(s)
+        if len(rows) != n:
+            raise InputError(
+                f"{len(rows)} electrode rows for {n} data columns", file=label, obj=path
+            )
+        electrodes = tuple(int(r) for r in rows)
+        if s.channel_conversion is not None:
+            scale = scale * np.asarray(s.channel_conversion[:], dtype=np.float64)
+        if muscle_names is None:
+            names = _names_from_electrodes(s, rows, label, path)
+    elif muscle_names is None:
+        names = _names_from_text([s.comments, s.description], n)
+        if names is None:
+            warnings.warn(
+                f"{label}: no muscle names found for the {n} columns of {path} (looked for "
+                "JSON in comments/description and 'muscles: A, B, ...' in the description); "
+                "using muscle_0, muscle_1, ...; pass muscle_names=",
+                NamesWarning,
+                stacklevel=4,
+            )
+    if muscle_names is not None:
+        names = _check_names(muscle_names, n, label, "muscle_names")
+    return _Plan(
+        series=(s,) * n,
+        paths=(path,),
+        rate=rate,
+        t_start=t_start,
+        datasets=[s.data],
+        columns=columns,
+        scale=scale,
+        offset=np.full(n, float(s.offset or 0.0) * factor),
+        unit=unit,
+        names=names,
+        channels=tuple(range(n)),
+        electrodes=electrodes,
+    )
+
+
+def _names_from_electrodes(series, rows, label, path) -> list[str] | None:
+    """Muscle names from the ``muscle`` (else ``location``) column of the electrode rows."""
+    table = series.electrodes.table
+    col = "muscle" if "muscle" in table.colnames else "location"
+    values = np.asarray(table[col].data[:])[rows]
+    names = [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+    if len(set(names)) == len(names):
+        return names
+    warnings.warn(
+        f"{label}: electrodes column '{col}' of {path} does not name the muscles uniquely "
+        f"({names}); using generic names, pass muscle_names=",
+        NamesWarning,
+        stacklevel=5,
+    )
+    return None
+
+
 def _read_candidate(
     cand: EMGCandidate,
     label,
@@ -707,155 +622,47 @@ def _read_candidate(
     io,
     file_path: str | None,
 ) -> EMG:
-    series = cand.series
-    paths = cand.series_paths
     if cand.layout == LAYOUT_PER_MUSCLE:
-        if muscle_names is not None:
-            series, paths = _pick_series(cand, muscle_names, label)
-            muscle_names = None
-        timings = [_timing(s, label, p) for s, p in zip(series, paths, strict=True)]
-        lengths = [_shape(s.data)[0] for s in series]
-        for what, values, fmt in (
-            ("rates", [r for r, _ in timings], "{:g} Hz"),
-            ("start times", [t for _, t in timings], "{:g} s"),
-            ("lengths", lengths, "{} samples"),
-        ):
-            ref = values[0]
-            if any(not np.isclose(v, ref, rtol=1e-9, atol=0) for v in values):
-                detail = ", ".join(
-                    f"{s.name} " + fmt.format(v) for s, v in zip(series, values, strict=True)
-                )
-                raise InputError(
-                    f"per-muscle EMG series have different {what}: {detail}",
-                    file=label,
-                    obj=cand.path,
-                )
-        for s, p in zip(series, paths, strict=True):
-            if _n_columns(s) != 1:
-                raise InputError("a per-muscle EMG series must be 1-D", file=label, obj=p)
-        rate, t_start = timings[0]
-        datasets = [s.data for s in series]
-        columns = [(k, None) for k in range(len(series))]
-        scale = np.array([float(s.conversion) for s in series])
-        offset = np.array([float(s.offset or 0.0) for s in series])
-        factors = [_unit_factor(s, label, p) for s, p in zip(series, paths, strict=True)]
-        units = {u for _, u in factors}
-        if len(units) > 1:
-            raise InputError(
-                f"per-muscle EMG series have different units: {sorted(units)}",
-                file=label,
-                obj=cand.path,
-            )
-        unit_factor = np.array([f for f, _ in factors])
-        unit = units.pop()
-        names = [_strip_emg(s.name) for s in series]
-        if len(set(names)) < len(names):
-            names = [s.name for s in series]
-        channels = tuple(0 for _ in series)
-        electrodes = None
+        plan = _plan_per_muscle(cand, label, muscle_names)
     else:
-        (s,) = series
-        rate, t_start = _timing(s, label, paths[0])
-        n = cand.n_muscles
-        shape = _shape(s.data)
-        data = s.data
-        if len(shape) == 1:
-            columns = [(0, None)]
-        else:
-            if len(shape) > 2:
-                raise InputError(
-                    f"EMG data has {len(shape)} dimensions; expected (time, channels)",
-                    file=label,
-                    obj=paths[0],
-                )
-            columns = [(0, k) for k in range(shape[1])]
-        datasets = [data]
-        scale = np.full(len(columns), float(s.conversion))
-        offset = np.full(len(columns), float(s.offset or 0.0))
-        factor, unit = _unit_factor(s, label, paths[0])
-        unit_factor = np.full(len(columns), factor)
-        channels = tuple(range(len(columns)))
-        electrodes = None
-        names = None
-        if cand.layout == LAYOUT_ELECTRICAL:
-            rows = _electrode_rows(s)
-            if len(rows) != len(columns):
-                raise InputError(
-                    f"{len(rows)} electrode rows for {len(columns)} data columns",
-                    file=label,
-                    obj=paths[0],
-                )
-            electrodes = tuple(int(r) for r in rows)
-            cc = getattr(s, "channel_conversion", None)
-            if cc is not None:
-                scale = scale * np.asarray(cc[:], dtype=np.float64)
-            if muscle_names is None:
-                table = s.electrodes.table
-                col = "muscle" if "muscle" in table.colnames else "location"
-                values = np.asarray(table[col].data[:])[rows]
-                names = [v.decode() if isinstance(v, bytes) else str(v) for v in values]
-                if len(set(names)) < len(names):
-                    warnings.warn(
-                        f"{label}: electrodes column '{col}' of {paths[0]} does not name the "
-                        f"muscles uniquely ({names}); using generic names, pass muscle_names=",
-                        NamesWarning,
-                        stacklevel=3,
-                    )
-                    names = []
-        elif muscle_names is None:
-            names = _names_from_text([s.comments, s.description], n)
-            if names is None:
-                warnings.warn(
-                    f"{label}: no muscle names found for the {n} columns of {paths[0]} (looked "
-                    "for JSON in comments/description and 'muscles: A, B, ...' in the "
-                    "description); using muscle_0, muscle_1, ...; pass muscle_names=",
-                    NamesWarning,
-                    stacklevel=3,
-                )
-                names = []
-        if muscle_names is not None:
-            names = muscle_names
-    n_muscles = len(columns)
-    if muscle_names is not None:
-        names = _check_names(muscle_names, n_muscles, label, "muscle_names")
-    if unit != "V":
+        plan = _plan_single(cand, label, muscle_names)
+    n_muscles = len(plan.columns)
+    if plan.unit != "V":
         warnings.warn(
-            f"{label}: EMG unit of {cand.path} is {unit!r}, not a voltage; data left in that unit",
+            f"{label}: EMG unit of {cand.path} is {plan.unit!r}, not a voltage; data left in "
+            "that unit",
             stacklevel=3,
         )
-    n_times = _shape(datasets[0])[0]
-    if n_times == 0:
+    if shape_of(plan.datasets[0])[0] == 0:
         raise InputError("the EMG series has no samples", file=label, obj=cand.path)
-    array = ScaledArray(datasets, columns, scale * unit_factor, offset * unit_factor, io=io)
-    final_names = list(names) if names else [f"muscle_{k}" for k in range(n_muscles)]
+    if check_finite and not (np.all(np.isfinite(plan.scale)) and np.all(np.isfinite(plan.offset))):
+        raise InputError("conversion or offset is NaN or infinite", file=label, obj=plan.paths[0])
+    array = ScaledArray(plan.datasets, plan.columns, plan.scale, plan.offset, io=io)
+    names = plan.names or [f"muscle_{k}" for k in range(n_muscles)]
+    where = (names, plan.rate, plan.t_start, label, plan.paths)
     if load:
         data = array[:, :]
         if check_finite:
-            if not (np.all(np.isfinite(array.scale)) and np.all(np.isfinite(array.offset))):
-                raise InputError(
-                    "conversion or offset is NaN or infinite", file=label, obj=paths[0]
-                )
-            _raise_if_not_finite(data, 0, final_names, rate, t_start, label, paths)
+            _raise_if_not_finite(data, 0, *where)
     else:
-        if check_finite:
-            _scan_finite(array, final_names, rate, t_start, label, paths)
+        if check_finite and not np.issubdtype(array.raw_dtype, np.integer):
+            for start in range(0, array.shape[0], _CHUNK_ROWS):  # integers are always finite
+                _raise_if_not_finite(array[start : start + _CHUNK_ROWS], start, *where)
         data = array
-    per_muscle = tuple(series) if len(series) == n_muscles else (series[0],) * n_muscles
-    source = EMGSource(
-        file=file_path,
-        series_names=tuple(paths),
-        channels=channels,
-        electrodes=electrodes,
-        series=per_muscle,
-    )
     return EMG(
         data=data,
-        rate=rate,
-        t_start=t_start,
-        muscle_names=final_names,
-        unit=unit,
-        source=source,
-        history=[{"step": "read_nwb", "file": file_path, "series": list(paths)}],
+        rate=plan.rate,
+        t_start=plan.t_start,
+        muscle_names=names,
+        unit=plan.unit,
+        source=EMGSource(
+            file=file_path,
+            series_names=plan.paths,
+            channels=plan.channels,
+            electrodes=plan.electrodes,
+            series=plan.series,
+        ),
+        history=[{"step": "read_nwb", "file": file_path, "series": list(plan.paths)}],
     )
 
 
@@ -904,7 +711,7 @@ def read_emg(
         Missing or non-NWB file, no EMG, ambiguous EMG, per-muscle series that disagree in rate,
         start or length, irregular timestamps, NaN or infinite samples, wrong number of names.
     """
-    nwbfile, label, io = _resolve(nwbfile_or_path)
+    nwbfile, label, io = resolve_nwbfile(nwbfile_or_path)
     file_path = None if io is None else str(nwbfile_or_path)
     if io is None:
         file_path = getattr(nwbfile, "container_source", None) or None
@@ -951,129 +758,12 @@ def open_emg(path: str | Path, name: str | None = None, **kwargs) -> Iterator[EM
         emg.data.close()
 
 
-# --------------------------------------------------------------------------- spike trains
-
-
-def _find_units(nwbfile) -> list[tuple[str, Any]]:
-    from pynwb.misc import Units
-
-    found = []
-    if nwbfile.units is not None:
-        found.append(("units", nwbfile.units))
-    for module_name, module in nwbfile.processing.items():
-        for obj_name, obj in module.data_interfaces.items():
-            if isinstance(obj, Units):
-                found.append((f"processing/{module_name}/{obj_name}", obj))
-    return found
-
-
-def read_spike_trains(
-    nwbfile_or_path,
-    *,
-    units: str | None = None,
-    unit_ids: Sequence[int] | None = None,
-) -> dict[int, np.ndarray]:
-    """Spike times per unit from a Units table at the file root or in a processing module.
-
-    Parameters
-    ----------
-    nwbfile_or_path
-        A pynwb NWBFile, or the path of an NWB HDF5 file (opened and closed here).
-    units
-        Which Units table when there are several: ``"units"`` for the root table, a path such
-        as ``processing/ecephys/Units``, the table's name or its processing module's name.
-    unit_ids
-        Only these unit ids (in this order); all units when None.
-
-    Returns
-    -------
-    dict
-        {unit id (int): spike times in seconds, float64 array of shape (n_spikes,), sorted}.
-
-    Raises
-    ------
-    InputError
-        No Units table, several and ``units`` not given, no ``spike_times`` column, no spikes
-        at all, NaN or unsorted spike times in a unit, unknown unit ids.
-    """
-    nwbfile, label, io = _resolve(nwbfile_or_path)
-    try:
-        path, table = _select_units(nwbfile, units, label)
-        return _spike_times(table, path, label, unit_ids)
-    finally:
-        if io is not None:
-            io.close()
-
-
-def _select_units(nwbfile, units: str | None, label) -> tuple[str, Any]:
-    tables = _find_units(nwbfile)
-    if not tables:
-        raise InputError(
-            "no Units table (looked at the root 'units' and in every processing module)",
-            file=label,
-            obj="units",
-        )
-    if units is not None:
-        key = units.strip("/")
-        chosen = [
-            (p, t)
-            for p, t in tables
-            if key in (p, t.name) or p.endswith("/" + key) or p.split("/")[1:2] == [key]
-        ]
-        if len(chosen) != 1:
-            listing = ", ".join(p for p, _ in tables)
-            problem = "no" if not chosen else "more than one"
-            raise InputError(
-                f"{problem} Units table matches units={units!r}; tables: {listing}",
-                file=label,
-                obj=units,
-            )
-        return chosen[0]
-    if len(tables) > 1:
-        raise InputError(
-            "ambiguous Units: tables " + ", ".join(p for p, _ in tables) + "; pass units=",
-            file=label,
-            obj=", ".join(p for p, _ in tables),
-        )
-    return tables[0]
-
-
-def _spike_times(table, path: str, label, unit_ids) -> dict[int, np.ndarray]:
-    if "spike_times" not in table.colnames:
-        raise InputError("the Units table has no spike_times column", file=label, obj=path)
-    ids = np.asarray(table.id.data[:], dtype=np.int64)
-    index = table["spike_times"]
-    if hasattr(index, "target"):  # ragged column: VectorIndex over the flat VectorData
-        ends = np.asarray(index.data[:], dtype=np.int64)
-        flat = np.asarray(index.target.data[:], dtype=np.float64)
-    else:  # pragma: no cover - a Units table always stores spike_times ragged
-        raise InputError("spike_times is not a ragged column", file=label, obj=path)
-    if ids.size == 0 or flat.size == 0:
-        raise InputError("the Units table is empty (no spikes at all)", file=label, obj=path)
-    starts = np.concatenate([[0], ends[:-1]])
-    out: dict[int, np.ndarray] = {}
-    for uid, a, b in zip(ids, starts, ends, strict=True):
-        times = flat[a:b].copy()
-        if not np.all(np.isfinite(times)):
-            raise InputError(
-                f"unit {uid} has NaN or infinite spike times", file=label, obj=f"{path}/spike_times"
-            )
-        if np.any(np.diff(times) < 0):
-            k = int(np.flatnonzero(np.diff(times) < 0)[0])
-            raise InputError(
-                f"spike times of unit {uid} are not sorted (spike {k + 1} at {times[k + 1]:.6f} s "
-                f"comes before spike {k} at {times[k]:.6f} s)",
-                file=label,
-                obj=f"{path}/spike_times",
-            )
-        out[int(uid)] = times
-    if unit_ids is not None:
-        missing = [u for u in unit_ids if int(u) not in out]
-        if missing:
-            raise InputError(
-                f"unit ids {missing} are not in the table (ids: {sorted(out)})",
-                file=label,
-                obj=path,
-            )
-        out = {int(u): out[int(u)] for u in unit_ids}
-    return out
+__all__ = [
+    "EMGCandidate",
+    "NamesWarning",
+    "ScaledArray",
+    "find_emg_candidates",
+    "open_emg",
+    "read_emg",
+    "read_spike_trains",
+]

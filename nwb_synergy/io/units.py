@@ -1,0 +1,136 @@
+"""Read spike trains from the Units tables of an NWB file."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from .files import resolve_nwbfile
+
+
+def _find_units(nwbfile) -> list[tuple[str, Any]]:
+    from pynwb.misc import Units
+
+    found = []
+    if nwbfile.units is not None:
+        found.append(("units", nwbfile.units))
+    for module_name, module in nwbfile.processing.items():
+        for obj_name, obj in module.data_interfaces.items():
+            if isinstance(obj, Units):
+                found.append((f"processing/{module_name}/{obj_name}", obj))
+    return found
+
+
+def read_spike_trains(
+    nwbfile_or_path,
+    *,
+    units: str | None = None,
+    unit_ids: Sequence[int] | None = None,
+) -> dict[int, np.ndarray]:
+    """Spike times per unit from a Units table at the file root or in a processing module.
+
+    Parameters
+    ----------
+    nwbfile_or_path
+        A pynwb NWBFile, or the path of an NWB HDF5 file (opened and closed here).
+    units
+        Which Units table when there are several: ``"units"`` for the root table, a path such
+        as ``processing/ecephys/Units``, the table's name or its processing module's name.
+    unit_ids
+        Only these unit ids (in this order); all units when None.
+
+    Returns
+    -------
+    dict
+        {unit id (int): spike times in seconds, float64 array of shape (n_spikes,), sorted}.
+
+    Raises
+    ------
+    InputError
+        No Units table, several and ``units`` not given, no ``spike_times`` column, no spikes
+        at all, NaN or unsorted spike times in a unit, unknown unit ids.
+    """
+    nwbfile, label, io = resolve_nwbfile(nwbfile_or_path)
+    try:
+        path, table = _select_units(nwbfile, units, label)
+        return _spike_times(table, path, label, unit_ids)
+    finally:
+        if io is not None:
+            io.close()
+
+
+def _select_units(nwbfile, units: str | None, label) -> tuple[str, Any]:
+    tables = _find_units(nwbfile)
+    if not tables:
+        raise InputError(
+            "no Units table (looked at the root 'units' and in every processing module)",
+            file=label,
+            obj="units",
+        )
+    if units is not None:
+        key = units.strip("/")
+        chosen = [
+            (p, t)
+            for p, t in tables
+            if key in (p, t.name) or p.endswith("/" + key) or p.split("/")[1:2] == [key]
+        ]
+        if len(chosen) != 1:
+            listing = ", ".join(p for p, _ in tables)
+            problem = "no" if not chosen else "more than one"
+            raise InputError(
+                f"{problem} Units table matches units={units!r}; tables: {listing}",
+                file=label,
+                obj=units,
+            )
+        return chosen[0]
+    if len(tables) > 1:
+        raise InputError(
+            "ambiguous Units: tables " + ", ".join(p for p, _ in tables) + "; pass units=",
+            file=label,
+            obj=", ".join(p for p, _ in tables),
+        )
+    return tables[0]
+
+
+def _spike_times(table, path: str, label, unit_ids) -> dict[int, np.ndarray]:
+    if "spike_times" not in table.colnames:
+        raise InputError("the Units table has no spike_times column", file=label, obj=path)
+    ids = np.asarray(table.id.data[:], dtype=np.int64)
+    index = table["spike_times"]
+    if hasattr(index, "target"):  # ragged column: VectorIndex over the flat VectorData
+        ends = np.asarray(index.data[:], dtype=np.int64)
+        flat = np.asarray(index.target.data[:], dtype=np.float64)
+    else:  # pragma: no cover - a Units table always stores spike_times ragged
+        raise InputError("spike_times is not a ragged column", file=label, obj=path)
+    if ids.size == 0 or flat.size == 0:
+        raise InputError("the Units table is empty (no spikes at all)", file=label, obj=path)
+    starts = np.concatenate([[0], ends[:-1]])
+    out: dict[int, np.ndarray] = {}
+    for uid, a, b in zip(ids, starts, ends, strict=True):
+        times = flat[a:b].copy()
+        if not np.all(np.isfinite(times)):
+            raise InputError(
+                f"unit {uid} has NaN or infinite spike times", file=label, obj=f"{path}/spike_times"
+            )
+        if np.any(np.diff(times) < 0):
+            k = int(np.flatnonzero(np.diff(times) < 0)[0])
+            raise InputError(
+                f"spike times of unit {uid} are not sorted (spike {k + 1} at {times[k + 1]:.6f} s "
+                f"comes before spike {k} at {times[k]:.6f} s)",
+                file=label,
+                obj=f"{path}/spike_times",
+            )
+        out[int(uid)] = times
+    if unit_ids is not None:
+        missing = [u for u in unit_ids if int(u) not in out]
+        if missing:
+            raise InputError(
+                f"unit ids {missing} are not in the table (ids: {sorted(out)})",
+                file=label,
+                obj=path,
+            )
+        out = {int(u): out[int(u)] for u in unit_ids}
+    return out
