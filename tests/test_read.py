@@ -116,9 +116,15 @@ def test_matches_pynwb_get_data_in_units_for_an_electrical_series(files):
     np.testing.assert_allclose(emg.data, reference, rtol=1e-12)
 
 
-def test_mock_files_are_valid_nwb(files):
+def test_mock_files_are_valid_nwb_and_pass_the_dandi_inspection(files):
+    from nwbinspector import inspect_nwbfile, load_config
+
     for path, _ in files.values():
         assert validate(path=str(path)) == []
+    config = load_config("dandi")
+    for key in (("2d", "acquisition"), ("per_muscle", "behavior"), ("electrical", "ecephys/EMG")):
+        findings = list(inspect_nwbfile(nwbfile_path=str(files[key][0]), config=config))
+        assert [(m.importance.name, m.message) for m in findings] == []
 
 
 def test_muscle_names_from_json_comments_and_location_column():
@@ -200,6 +206,7 @@ def test_candidates_are_listed_and_selected_by_name(two_emg_file):
         read_emg(path)
     msg = str(info.value)
     assert "two_emg.nwb" in msg and "ambiguous EMG" in msg and "pass name=" in msg
+    assert "object 'acquisition/EMG, processing/behavior'" in msg
     assert "'EMG' (2-D TimeSeries at acquisition/EMG, 5 muscles" in msg
     assert "'behavior' (per-muscle TimeSeries at processing/behavior, 3 muscles, 1111 Hz)" in msg
     for name in ("EMG", "acquisition/EMG"):
@@ -211,6 +218,34 @@ def test_candidates_are_listed_and_selected_by_name(two_emg_file):
     with pytest.raises(InputError, match="no series or container named 'Force'") as info:
         read_emg(path, "Force")
     assert "two_emg.nwb" in str(info.value) and "object 'Force'" in str(info.value)
+
+
+def test_per_muscle_series_stored_as_single_columns():
+    truth = make_truth(n_times=250, n_muscles=2)
+    nwbfile = mock_nwbfile()
+    module = nwbfile.create_processing_module("ecephys", "EMG")
+    for k, m in enumerate(truth.muscle_names):
+        module.add(
+            TimeSeries(
+                name=m,
+                data=truth.raw[:, k : k + 1],  # shape (n_times, 1)
+                unit="uV",
+                conversion=truth.conversion * 1e6,
+                offset=truth.offset * 1e6,
+                rate=truth.rate,
+                starting_time=truth.t_start,
+                description=f"EMG {m}",
+            )
+        )
+    emg = read_emg(nwbfile)
+    assert emg.source.series_names == tuple(
+        f"processing/ecephys/{m}" for m in sorted(truth.muscle_names)
+    )
+    order = np.argsort(truth.muscle_names)
+    np.testing.assert_allclose(emg.data, truth.volts[:, order], rtol=1e-12)
+    np.testing.assert_allclose(
+        read_emg(nwbfile, load=False).data[7:9], truth.volts[7:9, order], rtol=1e-12
+    )
 
 
 def test_a_series_not_recognised_as_emg_is_read_when_named():

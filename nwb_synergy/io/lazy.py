@@ -140,7 +140,7 @@ class ScaledArray:
             if d not in cache:
                 cache[d] = np.asarray(self.datasets[d][row_sel])
             block = cache[d]
-            raw = block if col is None else block[:, col]
+            raw = block.reshape(block.shape[0], -1)[:, 0] if col is None else block[:, col]
             if out is None:
                 out = np.empty((raw.shape[0], len(cols)), dtype=np.float64)
             out[:, j] = raw * self.scale[c] + self.offset[c]

@@ -216,7 +216,7 @@ def _layout_of(series) -> str:
 
     if isinstance(series, ElectricalSeries):
         return LAYOUT_ELECTRICAL
-    return LAYOUT_2D if _n_columns(series) > 1 or len(shape_of(series.data)) > 1 else ""
+    return LAYOUT_2D if _n_columns(series) > 1 else ""
 
 
 def find_emg_candidates(nwbfile_or_path) -> list[EMGCandidate]:
