@@ -351,31 +351,14 @@ def convert_walking(
     ResultsExistError
         ``output`` exists and ``overwrite`` is False.
     """
+    from .io.save import save_nwb
+
     output = Path(output)
     if output.exists() and not overwrite:
-        raise ResultsExistError(f"'{output}' exists; pass overwrite=True (--overwrite) to replace")
+        raise ResultsExistError(
+            f"file '{output}': already exists; pass overwrite=True (--overwrite) to replace it"
+        )
     nwbfile = walking_trial_to_nwb(read_walking_trial(directory, trial), **metadata)
-    _write_new(nwbfile, output)
-    return output
-
-
-def _write_new(nwbfile, output: Path) -> None:
-    """Write a new in-memory file to ``output`` atomically (temporary file, then rename)."""
-    import os
-    import tempfile
-
-    from pynwb import NWBHDF5IO
-
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".nwb", dir=output.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes owner-only files; follow the user's umask
-    try:
-        with NWBHDF5IO(tmp, "w") as io:
-            io.write(nwbfile)
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if not output.parent.is_dir():
+        output.parent.mkdir(parents=True)
+    return save_nwb(nwbfile, output, overwrite=overwrite)
