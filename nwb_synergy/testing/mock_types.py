@@ -188,6 +188,7 @@ def mock_SpikeTriggeredAverageTable(  # noqa: N802
     n_muscles: int = 4,
     window: tuple[float, float] = (-0.03, 0.05),
     emg_rate: float = 1000.0,
+    lags: np.ndarray | None = None,
     emg_series: Any = None,
     with_effects: bool = True,
     seed: int = 0,
@@ -208,7 +209,9 @@ def mock_SpikeTriggeredAverageTable(  # noqa: N802
     muscle_name, n_muscles
         Muscles of every unit.
     window, emg_rate
-        Averaging window (s) and EMG rate (Hz); lags are the samples inside the window.
+        Averaging window (s) and EMG rate (Hz).
+    lags
+        Times of the STA samples (s); default: the EMG samples inside the window.
     emg_series
         A 2-D TimeSeries with one column per muscle, to reference from each row.
     with_effects
@@ -222,8 +225,10 @@ def mock_SpikeTriggeredAverageTable(  # noqa: N802
         muscle_name = list(_MUSCLES[:n_muscles])
     muscles = list(muscle_name)
     m = len(muscles)
-    lags = np.arange(int(np.ceil(window[0] * emg_rate)), int(np.floor(window[1] * emg_rate)) + 1)
-    lags = lags / emg_rate
+    if lags is None:
+        first, last = int(np.ceil(window[0] * emg_rate)), int(np.floor(window[1] * emg_rate))
+        lags = np.arange(first, last + 1) / emg_rate
+    lags = np.asarray(lags, dtype=float)
     rng = np.random.default_rng(seed)
     base = 1.0 + 0.05 * rng.standard_normal((n_units * m, lags.size))
     effect, field, mpi = [], [], []
@@ -255,7 +260,7 @@ def mock_SpikeTriggeredAverageTable(  # noqa: N802
     for key, value in _SOFTWARE.items():
         kwargs.setdefault(key, value)
     kwargs.setdefault("parameters", {"window": list(window), "baseline": [-0.03, -0.01]})
-    table = SpikeTriggeredAverageTable(
+    arguments = dict(
         name=name,
         unit=np.repeat(np.arange(n_units), m),
         units_table=units,
@@ -267,9 +272,10 @@ def mock_SpikeTriggeredAverageTable(  # noqa: N802
         emg_unit="V",
         n_spikes_used=np.full(n_units * m, 48),
         n_spikes_excluded=np.full(n_units * m, 2),
-        **columns,
-        **kwargs,
     )
+    arguments.update(columns)
+    arguments.update(kwargs)
+    table = SpikeTriggeredAverageTable(**arguments)
     if nwbfile is not None:
         _module(nwbfile, "ecephys").add(table)
     return table
