@@ -367,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         text = _dispatch(args, progress=not quiet)
     except ResultsExistError as err:
-        code, message = EXIT_EXISTS, _one_line(err)
+        code, message = EXIT_EXISTS, _one_line(err).replace("overwrite=True", "--overwrite")
     except (InputError, NWBSynergyError) as err:
         code, message = EXIT_INPUT, _one_line(err)
     except KeyboardInterrupt:
