@@ -273,6 +273,26 @@ def _has_units(nwbfile) -> bool:
     )
 
 
+def _emg_choice(nwbfile, emg_name: str | None) -> str | None:
+    """The EMG to read: ``emg_name``, or the only candidate that is not a result of ours.
+
+    The activations we write (SynergyActivation, a 2-D TimeSeries whose description mentions
+    EMG) look like EMG to the reader; a file we wrote results into must still be analysable
+    again without naming its EMG.
+    """
+    if emg_name is not None:
+        return emg_name
+    from .io.read import find_emg_candidates
+    from .ndx import SynergyActivation
+
+    candidates = find_emg_candidates(nwbfile)
+    ours = [c for c in candidates if any(isinstance(s, SynergyActivation) for s in c.series)]
+    others = [c for c in candidates if c not in ours]
+    if ours and len(others) == 1:
+        return others[0].path
+    return None  # let read_emg decide (and explain an ambiguity)
+
+
 def _planned_names(methods: Sequence[str], sta: bool) -> list[tuple[str, str]]:
     names = []
     for m in methods:
@@ -299,7 +319,7 @@ def _refuse_existing(nwbfile, planned: list[tuple[str, str]], label: Path) -> No
     if present:
         raise ResultsExistError(
             f"file '{label}': results already present ({', '.join(present)}); pass "
-            "overwrite=True (--overwrite) to replace them"
+            "overwrite=True to replace them"
         )
 
 
@@ -608,7 +628,7 @@ def analyze_session(
         )
         steps = _Steps(n_steps, progress, results.timings)
         try:
-            raw = steps.run("read EMG", read_emg, nwbfile, emg_name)
+            raw = steps.run("read EMG", read_emg, nwbfile, _emg_choice(nwbfile, emg_name))
             results.emg_series = list(dict.fromkeys(raw.source.series_names)) if raw.source else []
             results.muscle_names = list(raw.muscle_names)
             results.emg_rate = raw.rate
