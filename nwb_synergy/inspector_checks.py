@@ -247,7 +247,7 @@ def check_sta_lags(table: SpikeTriggeredAverageTable):
         return InspectorMessage(
             message=f"sta has shape {tuple(sta_shape)} but there are {lags.size} lags."
         )
-    tol = 1e-9 + 1e-6 * float(abs(window[1] - window[0]))
+    tol = 1e-9 + (1.0 / float(table.emg_rate) if table.emg_rate else 0.0)
     if lags.size and (lags.min() < window[0] - tol or lags.max() > window[1] + tol):
         return InspectorMessage(
             message=(

@@ -568,9 +568,11 @@ class SpikeTriggeredAverageTable(_ResultTable):
     muscle_name
         Muscle of each row.
     sta
-        Array (n_rows, n_lags) of averages (stored float32), finite.
+        Array (n_rows, n_lags) of averages (stored float32); finite, except NaN in rows with no
+        spike used.
     lags
-        (n_lags,) times relative to the spike, s, increasing, inside ``window``.
+        (n_lags,) times relative to the spike, s, increasing, inside ``window`` (give or take
+        one EMG sample).
     window
         (start, stop) of the averaging window, s.
     emg_rate, emg_unit
@@ -700,15 +702,15 @@ class SpikeTriggeredAverageTable(_ResultTable):
         window = _as_array(window, np.float64, "window", name, ndim=1)
         if window.shape != (2,) or not np.all(np.isfinite(window)) or window[0] >= window[1]:
             _fail(f"'window' must be (start, stop) with start < stop, got {window.tolist()}", name)
-        tol = 1e-9 + 1e-6 * float(np.ptp(window))
+        if not np.isfinite(emg_rate) or emg_rate <= 0:
+            _fail(f"'emg_rate' must be a positive number of Hz, got {emg_rate}", name)
+        tol = 1.0 / emg_rate + 1e-9  # lags are EMG samples: allow one sample of rounding
         if lags[0] < window[0] - tol or lags[-1] > window[1] + tol:
             _fail(
                 f"'lags' span [{lags[0]:g}, {lags[-1]:g}] s, outside window "
                 f"[{window[0]:g}, {window[1]:g}] s",
                 name,
             )
-        if not np.isfinite(emg_rate) or emg_rate <= 0:
-            _fail(f"'emg_rate' must be a positive number of Hz, got {emg_rate}", name)
         return lags, window, float(emg_rate)
 
     def _build_columns(self, data: dict, obj: str) -> list[VectorData]:
@@ -726,11 +728,12 @@ class SpikeTriggeredAverageTable(_ResultTable):
         if sta.shape != (n, self._n_lags):
             expected = f"(n_rows={n}, n_lags={self._n_lags})"
             _fail(f"'sta' must have shape {expected}, got {sta.shape}", obj)
-        _check_finite(sta, "sta", obj)
         used = _uint_array(data["n_spikes_used"], "n_spikes_used", obj)
         unused = _uint_array(data["n_spikes_excluded"], "n_spikes_excluded", obj)
         _check_length(used, n, "n_spikes_used", obj, "rows")
         _check_length(unused, n, "n_spikes_excluded", obj, "rows")
+        # an average of no spike is NaN; any other must be finite
+        _check_finite(sta[used > 0], "sta (rows with spikes)", obj)
         keys = list(zip((int(u) for u in unit.data), names, strict=True))
         if len(set(keys)) != n:
             _fail("the same (unit, muscle) pair appears in more than one row", obj)

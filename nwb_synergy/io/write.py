@@ -446,6 +446,10 @@ def _missing(value: Any) -> bool:
     return value is None or bool(np.all(pd.isna(value)))
 
 
+def _looks_like_emg(obj: Any) -> bool:
+    return all(hasattr(obj, a) for a in ("muscle_names", "history", "unit", "rate", "source"))
+
+
 def _effects_for(frame, muscles: Sequence[str], unit_id, label: str) -> dict[str, list]:
     out: dict[str, list] = {"effect": [], **{c: [] for c in _EFFECT_COLUMNS}}
     index = [str(i) for i in frame.index]
@@ -496,12 +500,13 @@ def write_sta(
     emg
         The :class:`~nwb_synergy.EMG` that was averaged (rectified, high-pass filtered): its
         ``source`` gives references to the EMG series of ``nwbfile``, its ``history`` the
-        conditioning, its ``unit`` the unit of the averages.
+        conditioning, its ``unit`` the unit of the averages. Default: the results' own
+        ``source`` when it is an EMG.
     name
         Name of the table.
     parameters
         Parameters of the analysis (window, baseline, test window, fragment size, ...), stored
-        as JSON.
+        as JSON, on top of the results' own ``parameters`` when they have some.
     description
         Description of the table; a factual one by default.
     overwrite
@@ -571,11 +576,20 @@ def write_sta(
 
     provenance: dict[str, Any] = {"versions": library_versions()}
     provenance["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    emg_unit = "a.u."
+    emg_unit = str(getattr(first, "unit", "a.u."))
+    if emg is None and _looks_like_emg(getattr(first, "source", None)):
+        emg = first.source  # the EMG the averages were computed from
     if emg is not None:
         emg_unit = emg.unit
         provenance["conditioning"] = jsonable(list(emg.history))
         provenance["emg"] = _emg_summary(emg)
+        if not np.isclose(float(emg.rate), float(first.rate), rtol=1e-9, atol=0.0):
+            raise InputError(
+                f"the averages were computed at {float(first.rate):g} Hz but the EMG is sampled "
+                f"at {float(emg.rate):g} Hz: pass the EMG that was averaged",
+                file=label,
+                obj="emg",
+            )
         if list(emg.muscle_names) != muscles:
             raise InputError(
                 f"the STA muscles {muscles} differ from the EMG's {list(emg.muscle_names)}",
@@ -603,7 +617,9 @@ def write_sta(
             emg_rate=float(first.rate),
             emg_unit=emg_unit,
             units_table=units,
-            parameters=jsonable(dict(parameters or {})),
+            parameters=jsonable(
+                {**dict(getattr(first, "parameters", None) or {}), **dict(parameters or {})}
+            ),
             software=SOFTWARE,
             software_version=software_version(),
             provenance=provenance,
