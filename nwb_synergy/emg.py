@@ -119,6 +119,7 @@ class _Filter:
     sos: np.ndarray
     padlen: int
     settle: int
+    min_len: int
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         return sosfiltfilt(self.sos, x, axis=0, padtype="odd", padlen=self.padlen)
@@ -172,7 +173,16 @@ def _make_filter(emg: EMG, kind: str, cutoff: float, order: int) -> _Filter:
     sos = butter(int(order), cutoff, btype=kind, fs=emg.rate, output="sos")
     n_zero = min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum()))
     padlen = 3 * (2 * len(sos) + 1 - n_zero)  # SciPy's default for sosfiltfilt
-    return _Filter(kind, float(cutoff), int(order), emg.rate, sos, padlen, _settling_samples(sos))
+    return _Filter(
+        kind,
+        float(cutoff),
+        int(order),
+        emg.rate,
+        sos,
+        padlen,
+        _settling_samples(sos),
+        _settling_samples(sos, 1e-3),
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -218,11 +228,13 @@ class _Resampler:
         return 0 if self.factor is not None else _SPLINE_MARGIN
 
 
-def _make_resampler(emg: EMG, rate: float, lowpass: float | None) -> _Resampler:
+def _make_resampler(
+    emg: EMG, rate: float, lowpass: float | None, check_alias: bool = True
+) -> _Resampler:
     if not (isinstance(rate, (int, float)) and np.isfinite(rate) and rate > 0):
         raise _error(emg, f"resample rate must be a positive number of Hz, got {rate!r}")
     rate = float(rate)
-    if rate < emg.rate:
+    if rate < emg.rate and check_alias:
         if lowpass is None:
             raise _error(
                 emg,
@@ -273,9 +285,15 @@ def _process_signal(
     the settling lengths given alongside as ``step.settle`` (0 for rectification).
     """
     n, m = emg.n_times, emg.n_muscles
-    need = max([s.padlen for s in steps if isinstance(s, _Filter)] + [0]) + 1
-    if n < need:
-        raise _error(emg, f"too short for the filters: {n} samples, at least {need} needed")
+    filters = [s for s in steps if isinstance(s, _Filter)]
+    need = max([f.padlen + 1 for f in filters] + [2])
+    longest = max([f.min_len for f in filters] + [0])
+    if n < max(need, longest):
+        raise _error(
+            emg,
+            f"too short for the filters: {n} samples, at least {max(need, longest)} needed "
+            "(the impulse response of the filters must fit in the recording)",
+        )
     n_out = resampler.n_out(n) if resampler is not None else n
     if out is None:
         out = np.empty((n_out, m))
@@ -417,7 +435,7 @@ def resample(
     applied (checked against the new Nyquist frequency when down-sampling; 0 to skip).
     """
     emg = _as_emg(emg, rate)
-    r = _make_resampler(emg, new_rate, lowpass if lowpass else None)
+    r = _make_resampler(emg, new_rate, lowpass if lowpass else None, check_alias=bool(lowpass))
     if emg.n_times < 2:
         raise _error(emg, "too short to resample: fewer than 2 samples")
     x = emg.to_numpy()
