@@ -639,7 +639,7 @@ class SpikeTriggeredAverageTable(_ResultTable):
         {"name": "description", "type": str, "doc": "what these averages are", "default": None},
         {"name": "lags", "type": ("array_data", "data"), "doc": "(n_lags,) seconds"},
         {"name": "window", "type": ("array_data", "data"), "doc": "(start, stop) seconds"},
-        {"name": "emg_rate", "type": float, "doc": "EMG sampling rate, Hz"},
+        {"name": "emg_rate", "type": (float, int), "doc": "EMG sampling rate, Hz"},
         {"name": "emg_unit", "type": str, "doc": "unit of 'sta'"},
         *_SOFTWARE_DOCVAL,
         {

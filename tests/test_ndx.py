@@ -193,6 +193,27 @@ def test_sta_table_rejects_bad_input(changes, message):
     assert "SpikeTriggeredAverages" in str(info.value)
 
 
+def test_sta_table_takes_integer_rate_and_row_indices():
+    units = mock_SpikeTriggeredAverageTable(n_units=3).unit.table
+    table = SpikeTriggeredAverageTable(
+        lags=[-0.001, 0.0, 0.001],
+        window=(-0.001, 0.002),
+        emg_rate=1000,
+        emg_unit="V",
+        software="x",
+        software_version="1",
+        unit=[2, 0],
+        units_table=units,
+        muscle_name=["A", "A"],
+        sta=np.ones((2, 3)),
+        n_spikes_used=[4, 5],
+        n_spikes_excluded=[0, 1],
+    )
+    assert table.emg_rate == 1000.0 and isinstance(table.emg_rate, float)
+    assert table["unit"].table is units
+    assert np.asarray(units.id.data)[table.unit_rows()].tolist() == [12, 10]
+
+
 def test_sta_table_unit_rows_must_exist():
     units = mock_SpikeTriggeredAverageTable().unit.table
     with pytest.raises(InputError, match="points to row 2 but table 'units' has 2 rows"):

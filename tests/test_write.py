@@ -391,6 +391,8 @@ def test_write_sta_keeps_units_without_usable_spikes_as_nan():
                       empty.rate, empty.muscle_names)  # fmt: skip
     with pytest.raises(InputError, match="'sta \\(rows with spikes\\)' has"):
         write_sta(nwbfile, stas, overwrite=True)
+    # a failed replacement keeps the previous results
+    assert nwbfile.processing["ecephys"]["SpikeTriggeredAverages"] is table
 
 
 # --------------------------------------------------------------------------- edit_nwb / save_nwb
@@ -518,7 +520,7 @@ def test_sigkill_during_in_place_write_leaves_the_source_identical(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-c", _KILLED_WRITER, str(src), str(marker)],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     try:
@@ -535,6 +537,7 @@ def test_sigkill_during_in_place_write_leaves_the_source_identical(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
     assert _sha(src) == before
     with NWBHDF5IO(str(src), "r") as io:

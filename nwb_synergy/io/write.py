@@ -19,8 +19,10 @@ Spike-triggered averages go to ``processing["ecephys"]`` under ``name``
 Running twice
 -------------
 A second write under the same name raises :class:`~nwb_synergy.errors.ResultsExistError`
-naming the file and the object, unless ``overwrite=True``, which removes the old objects
-first (so that an export writes only the new ones): results are replaced, never duplicated.
+naming the file and the object, unless ``overwrite=True``: once the new objects are built
+(and checked), the old ones are removed from the file's tree (so that an export writes only
+the new ones) and the new ones added. Results are replaced, never duplicated; a failed
+replacement leaves the old results in place.
 """
 
 from __future__ import annotations
@@ -113,10 +115,10 @@ def _remove(module, name: str) -> None:
     obj.reset_parent()
 
 
-def _claim_names(nwbfile, module_name: str, names: Sequence[str], overwrite: bool) -> None:
-    """Refuse (or, with ``overwrite``, clear) results already stored under ``names``."""
+def _existing(nwbfile, module_name: str, names: Sequence[str], overwrite: bool) -> list[str]:
+    """Names already used in the module: refused unless ``overwrite`` (then returned)."""
     if module_name not in nwbfile.processing:
-        return
+        return []
     module = nwbfile.processing[module_name]
     existing = [n for n in names if n in module.data_interfaces]
     if existing and not overwrite:
@@ -125,8 +127,16 @@ def _claim_names(nwbfile, module_name: str, names: Sequence[str], overwrite: boo
             f"file '{_file_label(nwbfile)}', object '{where}': results of this name are already "
             "in the file; pass overwrite=True to replace them (or choose another name)"
         )
-    for n in existing:
+    return existing
+
+
+def _store(nwbfile, module_name: str, objects: Sequence[Any], replace: Sequence[str]) -> None:
+    """Remove the objects named in ``replace``, then add ``objects`` to the module."""
+    module = _module(nwbfile, module_name)
+    for n in replace:
         _remove(module, n)
+    for obj in objects:
+        module.add(obj)
 
 
 def _lookup(nwbfile, path: str):
@@ -350,7 +360,7 @@ def write_synergies(
 
     suffix = name if name is not None else _suffix(method)
     ms_name, act_name = f"MuscleSynergy{suffix}", f"SynergyActivation{suffix}"
-    _claim_names(nwbfile, "behavior", (ms_name, act_name), overwrite)
+    replace = _existing(nwbfile, "behavior", (ms_name, act_name), overwrite)
 
     extra: dict[str, Any] = {}
     provenance: dict[str, Any] = {"fit": jsonable(prov), "versions": library_versions()}
@@ -406,9 +416,7 @@ def write_synergies(
         )
     except InputError as err:
         raise InputError(err.problem, file=label, obj=f"processing/behavior/{err.obj}") from None
-    module = _module(nwbfile, "behavior")
-    module.add(synergy)
-    module.add(activation)
+    _store(nwbfile, "behavior", (synergy, activation), replace)
     return synergy, activation
 
 
@@ -541,7 +549,7 @@ def write_sta(
                 obj="stas",
             )
     units, rows = _unit_rows(nwbfile, unit_ids, label)
-    _claim_names(nwbfile, "ecephys", (name,), overwrite)
+    replace = _existing(nwbfile, "ecephys", (name,), overwrite)
 
     m = len(muscles)
     columns: dict[str, Any] = {
@@ -627,5 +635,5 @@ def write_sta(
         )
     except InputError as err:
         raise InputError(err.problem, file=label, obj=f"processing/ecephys/{err.obj}") from None
-    _module(nwbfile, "ecephys").add(table)
+    _store(nwbfile, "ecephys", (table,), replace)
     return table
