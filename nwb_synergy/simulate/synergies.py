@@ -19,7 +19,8 @@ The generative model is the one synergy analyses assume, plus what inhibition ne
   hidden by a floor), and at least ``tonic`` times the muscle's phasic peak.
 * noise at a set SNR per muscle, ``10 log10(mean(clean_m**2) / mean(noise_m**2))``: Gaussian
   (additive, constant variance) or signal-dependent (standard deviation proportional to the
-  clean signal, as for the multiplicative noise of EMG envelopes).
+  clean signal, as for the multiplicative noise of EMG envelopes). Each muscle's noise is
+  scaled so that this SNR is exactly ``snr_db`` before rectification.
 * EMG envelopes cannot be negative: after the noise is added the EMG is half-wave rectified
   (negative samples set to 0, as in Tresch et al. 2006). ``realized_snr_db`` reports the SNR
   measured after that step.
@@ -268,10 +269,10 @@ def simulate_synergies(
         power = np.mean(clean**2, axis=0)
         scale = 10.0 ** (-snr_db / 20.0)
         eps = rng.standard_normal(clean.shape)
-        if noise == "gaussian":
-            e = eps * (np.sqrt(power) * scale)
-        else:  # sd proportional to the clean signal: mean(e**2) = scale**2 * mean(clean**2)
-            e = eps * clean * scale
+        e = eps if noise == "gaussian" else eps * clean  # sd constant or proportional
+        # scale each muscle's noise so that its SNR before rectification is exactly snr_db
+        e_power = np.maximum(np.mean(e**2, axis=0), 1e-300)
+        e *= np.sqrt(power / e_power) * scale
         data = np.clip(clean + e, 0.0, None)
     err = np.mean((data - clean) ** 2, axis=0)
     with np.errstate(divide="ignore"):
