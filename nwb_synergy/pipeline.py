@@ -763,18 +763,24 @@ def _run_sta(
     )
     results.sta_emg = hp
     t0 = time.perf_counter()
-    data = hp.to_numpy()
     t_end = hp.t_start + hp.n_times / hp.rate
-    for uid in tqdm(
-        list(trains), desc="STA per unit", unit="unit", disable=not progress, leave=False
-    ):
-        spikes = np.asarray(trains[uid], dtype=float)
-        outside = (spikes < hp.t_start) | (spikes >= t_end)
-        if outside.all():
+    usable = {}
+    for uid, spikes in trains.items():
+        spikes = np.asarray(spikes, dtype=float)
+        inside = (spikes >= hp.t_start) & (spikes < t_end)
+        if not inside.any():
             results.notes.append(f"unit {uid}: no spike inside the EMG recording; skipped")
             continue
+        if not inside.all():
+            results.notes.append(
+                f"unit {uid}: {int((~inside).sum())} spike(s) outside the EMG recording ignored"
+            )
+        usable[uid] = spikes
+    for uid in tqdm(
+        list(usable), desc="STA per unit", unit="unit", disable=not progress, leave=False
+    ):
         res = spike_triggered_average(
-            data, spikes, hp.rate, t_start=hp.t_start, muscle_names=hp.muscle_names, **sta_opts
+            hp, usable[uid], outside="exclude", keep_sweeps=False, **sta_opts
         )
         if res.n_used == 0:
             results.notes.append(f"unit {uid}: no spike with a full window; skipped")
