@@ -425,6 +425,19 @@ def test_edit_nwb_exports_to_a_new_file_and_refuses_an_existing_output(tmp_path)
     assert _leftovers(tmp_path) == []
 
 
+def test_in_place_edit_keeps_the_file_permissions(tmp_path):
+    src = tmp_path / "src.nwb"
+    write_mock_file(src, layout="2d", n_times=100, n_muscles=6)
+    os.chmod(src, 0o640)
+    with edit_nwb(src) as nwbfile:
+        write_synergies(nwbfile, FittedModel(np.full((6, 1), 0.5), np.ones((10, 1))), rate=10.0)
+    assert src.stat().st_mode & 0o777 == 0o640
+    umask = os.umask(0)
+    os.umask(umask)
+    save_nwb(mock_emg_nwbfile("2d", n_times=50)[0], tmp_path / "new.nwb")
+    assert (tmp_path / "new.nwb").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_edit_nwb_clear_errors_for_missing_and_non_nwb_files(tmp_path):
     with pytest.raises(InputError, match="file not found") as info:
         with edit_nwb(tmp_path / "missing.nwb"):

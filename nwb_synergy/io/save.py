@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,6 +76,16 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _copy_mode(destination: Path, tmp: Path) -> None:
+    """Give ``tmp`` the permissions of the file it replaces (mkstemp makes it 0600)."""
+    if destination.exists():
+        shutil.copymode(destination, tmp)
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+
+
 @contextlib.contextmanager
 def _atomic_target(destination: Path) -> Iterator[Path]:
     """Yield a temporary path; on success move it onto ``destination``, else delete it."""
@@ -82,6 +93,7 @@ def _atomic_target(destination: Path) -> Iterator[Path]:
     try:
         yield tmp
         _fsync(tmp)
+        _copy_mode(destination, tmp)
         os.replace(tmp, destination)
         _fsync_dir(destination.parent)
     except BaseException:
