@@ -364,16 +364,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .errors import InputError, NWBSynergyError, ResultsExistError
 
+    error: BaseException | None = None
     try:
         text = _dispatch(args, progress=not quiet)
     except ResultsExistError as err:
-        code, message = EXIT_EXISTS, _one_line(err).replace("overwrite=True", "--overwrite")
+        error, code = err, EXIT_EXISTS
+        message = _one_line(err).replace("overwrite=True", "--overwrite")
     except (InputError, NWBSynergyError) as err:
-        code, message = EXIT_INPUT, _one_line(err)
-    except KeyboardInterrupt:
-        code, message = EXIT_INTERRUPTED, "interrupted"
+        error, code, message = err, EXIT_INPUT, _one_line(err)
+    except KeyboardInterrupt as err:
+        error, code, message = err, EXIT_INTERRUPTED, "interrupted"
     except Exception as err:  # noqa: BLE001 - the last resort of a command-line tool
-        code = EXIT_INTERNAL
+        error, code = err, EXIT_INTERNAL
         message = f"unexpected {type(err).__name__}: {_one_line(err)}" + (
             "" if debug else " (run again with --debug for the traceback)"
         )
@@ -382,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(text)
         return EXIT_OK
     if debug:
-        traceback.print_exc(file=sys.stderr)
+        traceback.print_exception(error, file=sys.stderr)
     print(f"{PROG}: error: {message}", file=sys.stderr)
     return code
 

@@ -333,13 +333,21 @@ def _remove_stale(nwbfile, planned: list[tuple[str, str]]) -> None:
 
 
 class _Steps:
-    """A tqdm progress bar over the pipeline's steps (silent when disabled) plus timings."""
+    """A tqdm progress bar over the pipeline's steps plus timings.
+
+    Shown only when enabled and stderr is a terminal (tqdm's ``disable=None``), so that logs
+    and captured output get no carriage-return debris.
+    """
 
     def __init__(self, total: int, enabled: bool, timings: dict[str, float]):
         from tqdm.auto import tqdm
 
         self.bar = tqdm(
-            total=total, disable=not enabled, desc="nwb-synergy", unit="step", leave=False
+            total=total,
+            disable=None if enabled else True,
+            desc="nwb-synergy",
+            unit="step",
+            leave=False,
         )
         self.timings = timings
 
@@ -551,7 +559,7 @@ def analyze_session(
     random_state
         Seed of every random step (restarts, bootstraps, permutations); stored in the file.
     progress
-        Show a progress bar (tqdm, on stderr).
+        Show progress bars (tqdm, on stderr) when stderr is a terminal; never in logs.
     conditioning
         Keyword arguments of :func:`~nwb_synergy.condition_emg` (default
         :data:`DEFAULT_CONDITIONING`).
@@ -777,7 +785,11 @@ def _run_sta(
             )
         usable[uid] = spikes
     for uid in tqdm(
-        list(usable), desc="STA per unit", unit="unit", disable=not progress, leave=False
+        list(usable),
+        desc="STA per unit",
+        unit="unit",
+        disable=None if progress else True,
+        leave=False,
     ):
         res = spike_triggered_average(
             hp, usable[uid], outside="exclude", keep_sweeps=False, **sta_opts
