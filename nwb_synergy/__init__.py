@@ -27,6 +27,8 @@ _EXPORTS: dict[str, str] = {
     # reading and writing
     "read_emg": "nwb_synergy.io",
     "read_spike_trains": "nwb_synergy.io",
+    "find_emg_candidates": "nwb_synergy.io",
+    "open_emg": "nwb_synergy.io",
     "emg_from_neo": "nwb_synergy.io",
     "emg_to_neo": "nwb_synergy.io",
     "spike_trains_from_neo": "nwb_synergy.io",

@@ -9,6 +9,7 @@ _LAZY = {
     "read_emg": "nwb_synergy.io.read",
     "read_spike_trains": "nwb_synergy.io.read",
     "find_emg_candidates": "nwb_synergy.io.read",
+    "open_emg": "nwb_synergy.io.read",
     "emg_from_neo": "nwb_synergy.io.neo",
     "emg_to_neo": "nwb_synergy.io.neo",
     "spike_trains_from_neo": "nwb_synergy.io.neo",
