@@ -418,8 +418,8 @@ def _field_matches(fields, weights, negcp_mask, options, random_state) -> dict[i
             continue
         sim = field_synergy_similarity(vec, weights, random_state=random_state, **dict(options))
         out[uid] = {
-            "best_synergy": int(_attr(sim, "best", "best_synergy", "index")),
-            "cosine": float(_attr(sim, "cosine", "similarity")),
+            "best_synergy": int(sim.best),
+            "cosine": float(sim.best_cosine),
             "p_value": _p_value(sim),
         }
     return out
@@ -471,25 +471,28 @@ def _write_match_table(nwbfile, matches: dict[int, dict], synergy_table: str, n_
     return table
 
 
-def _write_correspondence_table(nwbfile, result: Any, synergy_table: str):
+def _write_correspondence_table(result: Any, synergy_table: str, n_permutations: int):
     from hdmf.common import DynamicTable, VectorData
 
-    values = {"p_value": _p_value(result)}
-    for key in ("statistic", "observed", "n_matches", "expected", "n_permutations"):
-        try:
-            value = _attr(result, key)
-        except AttributeError:
-            continue
-        if np.isscalar(value) and value is not None:
-            values[key] = float(value)
+    values = {
+        "p_value": float(result.p_value),
+        "statistic": float(result.statistic),
+        "coincidences": int(result.coincidences),
+        "expected": float(result.expected),
+        "n_suppressed": int(result.n_suppressed),
+        "n_permutations": int(n_permutations),
+    }
     descriptions = {
         "p_value": "Permutation p-value: that the suppressed muscles of inhibitory units "
         "coincide with the NegCps of their best-matching synergy no more than by chance.",
-        "statistic": "Test statistic (observed coincidences).",
-        "observed": "Observed coincidences of suppressed muscles and NegCps.",
-        "n_matches": "Observed coincidences of suppressed muscles and NegCps.",
-        "expected": "Mean coincidences under the permutation null.",
-        "n_permutations": "Number of permutations.",
+        "statistic": "Coincidences in excess of chance, summed over the inhibitory units: "
+        "sum over units of (|suppressed & NegCps of the best synergy| - expected).",
+        "coincidences": "Suppressed muscles that are NegCps of the unit's best synergy, summed "
+        "over the inhibitory units.",
+        "expected": "The same expected by chance given the numbers of suppressed muscles and "
+        "NegCps.",
+        "n_suppressed": "Suppressed (unit, muscle) pairs over the inhibitory units.",
+        "n_permutations": "Number of permutations of the null distribution.",
     }
     columns = [
         VectorData(name=k, description=descriptions[k], data=np.array([v]))
@@ -731,7 +734,9 @@ def analyze_session(
                     results.written.append(f"processing/ecephys/{MATCH_TABLE}")
                 if results.correspondence is not None:
                     module.add(
-                        _write_correspondence_table(nwbfile, results.correspondence, synergy_table)
+                        _write_correspondence_table(
+                            results.correspondence, synergy_table, n_permutations
+                        )
                     )
                     results.written.append(f"processing/ecephys/{CORRESPONDENCE_TABLE}")
             results.timings["write"] = time.perf_counter() - t0
@@ -831,8 +836,8 @@ def _run_sta(
     else:
         results.correspondence = negcp_psps_correspondence(
             results.fields,
-            weights,
             mask,
+            weights,
             n_permutations=n_permutations,
             random_state=random_state,
         )

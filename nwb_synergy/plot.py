@@ -102,6 +102,7 @@ def plot_synergy_weights(
     ordered: dict[str, np.ndarray] = {}
     masks: dict[str, np.ndarray] = {}
     cosines: dict[str, np.ndarray] = {}
+    orders: dict[str, np.ndarray] = {}
     for name in methods:
         w = np.asarray(weights[name], dtype=float)
         mask = np.asarray(negcps.get(name, np.zeros_like(w, dtype=bool)), dtype=bool)
@@ -109,6 +110,7 @@ def plot_synergy_weights(
             order, cos = match_columns(ref, w)
             w, mask = w[:, order], mask[:, order]
             cosines[name] = cos
+            orders[name] = order
         ordered[name], masks[name] = w, mask
     n_syn = max(w.shape[1] for w in ordered.values())
     fig = _figure(1.0 + 2.3 * n_syn, 1.2 + 0.28 * n_muscles)
@@ -156,6 +158,8 @@ def plot_synergy_weights(
         for name, cos in cosines.items():
             if k < len(cos):
                 label += f"\ncos({methods[0].upper()},{name.upper()}) = {cos[k]:.2f}"
+                if orders[name][k] != k:
+                    label += f" ({name.upper()} #{orders[name][k] + 1})"
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("weight")
         ax.grid(axis="x", alpha=0.3)
@@ -385,7 +389,8 @@ def plot_muscle_fields(
     negcps
         Boolean (n_muscles, K): NegCps, marked with a dot.
     best_synergy
-        Per unit the index of its best-matching synergy (or None), shown at the row end.
+        Per unit the index of its best-matching synergy (or None), shown at the row end when
+        the cosine is positive.
     similarity
         Per unit the cosine with that synergy.
     """
@@ -407,9 +412,11 @@ def plot_muscle_fields(
         for u, k in enumerate(best_synergy):
             if k is None or (isinstance(k, float) and not np.isfinite(k)) or int(k) < 0:
                 continue
+            if similarity is not None and not similarity[u] > 0:
+                continue  # a field with no positive cosine matches no synergy
             text = f"syn {int(k) + 1}"
-            if similarity is not None and np.isfinite(similarity[u]):
-                text += f" ({similarity[u]:.2f})"
+            if similarity is not None:
+                text += f" (cos {similarity[u]:.2f})"
             ax.text(n_muscles - 0.4, u, "  " + text, va="center", ha="left", fontsize=7.5)
     if n_syn:
         w = np.asarray(weights, dtype=float)
