@@ -271,3 +271,97 @@ def test_convert_walking_real_trial(walking_dir, tmp_path, capsys):
     np.testing.assert_allclose(cycles["start_time"].iloc[1], 2.448)
     code, _, err = run(["convert-walking", walking_dir, "-o", out], capsys)
     assert code == EXIT_EXISTS
+
+
+# -- the demo end to end --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """``nwb-synergy demo --fast`` run once; its folder and printed summary."""
+    import contextlib
+    import io
+
+    out = tmp_path_factory.mktemp("demo")
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(["demo", "--out", str(out), "--fast"])
+    return code, out, stdout.getvalue()
+
+
+def test_demo_writes_files_and_compares_with_truth(demo):
+    code, out, text = demo
+    assert code == EXIT_OK, text
+    assert (out / "session.nwb").exists() and (out / "session_results.nwb").exists()
+    pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
+    svgs = sorted(p.name for p in (out / "figures").glob("*.svg"))
+    assert "synergies.png" in pngs and "muscle_fields.png" in pngs
+    assert [p[:-4] for p in pngs] == [p[:-4] for p in svgs]
+    for needle in (
+        "synergies, NMF",
+        "synergies, RLVM",
+        "match to truth",
+        "NegCps (RLVM)",
+        "units with effects",
+        "NegCp-PSpS correspondence p =",
+        "wall time",
+    ):
+        assert needle in text, text
+
+
+def test_demo_files_validate_and_pass_the_dandi_inspection(demo):
+    from nwbinspector import Importance, inspect_nwbfile, load_config
+    from pynwb import validate
+
+    _, out, _ = demo
+    for name in ("session.nwb", "session_results.nwb"):
+        path = str(out / name)
+        assert validate(path=path) == []
+        critical = [
+            m
+            for m in inspect_nwbfile(path, config=load_config("dandi"))
+            if m.importance == Importance.CRITICAL
+        ]
+        assert critical == [], [m.message for m in critical]
+
+
+def test_demo_results_open_without_nwb_synergy(demo):
+    _, out, _ = demo
+    code = (
+        "import sys\n"
+        "from pynwb import NWBHDF5IO\n"
+        f"with NWBHDF5IO({str(out / 'session_results.nwb')!r}, 'r') as io:\n"
+        "    f = io.read()\n"
+        "    ms = f.processing['behavior']['MuscleSynergyRLVM']\n"
+        "    act = f.processing['behavior']['SynergyActivationRLVM']\n"
+        "    sta = f.processing['ecephys']['SpikeTriggeredAverages']\n"
+        "    print(type(ms).__name__, ms['weights'].data.shape, act.muscle_synergy.name,\n"
+        "          type(sta).__name__, len(sta), int(ms['negative_component'].data[:].sum()))\n"
+        "assert 'nwb_synergy' not in sys.modules\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=out, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    kind, *rest = proc.stdout.split()
+    assert kind == "MuscleSynergy"
+    assert "MuscleSynergyRLVM" in proc.stdout and "SpikeTriggeredAverageTable" in proc.stdout
+
+
+def test_second_analyze_refuses_then_replaces_without_duplicates(demo, capsys):
+    _, out, _ = demo
+    results = out / "session_results.nwb"
+
+    def objects():
+        with h5py.File(results, "r") as f:
+            return {m: sorted(f["processing"][m]) for m in f["processing"]}
+
+    before_objects, before_bytes = objects(), results.read_bytes()
+    code, _, err = run(["analyze", results, "-q"], capsys)
+    assert code == EXIT_EXISTS
+    assert "results already present" in one_error_line(err)
+    assert results.read_bytes() == before_bytes
+    code, _, err = run(["analyze", results, "-q", "--overwrite"], capsys)
+    assert code == EXIT_OK, err
+    assert objects() == before_objects
