@@ -16,6 +16,12 @@ with one matrix product per step, so that NumPy's BLAS calls see large matrices 
 interpreter overhead is paid once. A restart that meets the stopping rule is frozen and dropped
 from the batch; the others go on.
 
+Long recordings (at least 20,000 samples) start at a coarser resolution: every
+``n_times // 5000``-th sample is fitted first, by the same algorithm and rule, and the full fit
+starts from those weights with the activations interpolated in between. It then meets the
+stopping rule soon after its first ``patience`` iterations, which roughly halves the work
+without changing what is fitted or when it stops.
+
 Stopping rule (musclesyneRgies, Santuz et al. 2017): stop when the centered R^2 of the fit has
 improved by less than ``tol`` (relative, 1e-4 = 0.01 %) over the last ``patience`` (20)
 iterations, or after ``max_iter`` iterations. The best restart is the one with the smallest
@@ -181,44 +187,48 @@ class NMF(SynergyModel):
             k = self.selection_.n_synergies
         k = check_n_synergies(k, data.shape[1])
 
-        rng = np.random.default_rng(self.random_state)
         with _single_threaded_blas():
-            w, h, sse, n_iter = nmf_batched(
-                data,
-                k,
-                n_restarts=int(self.n_restarts),
-                solver=self.solver,
-                max_iter=int(self.max_iter),
-                tol=float(self.tol),
-                patience=int(self.patience),
-                rng=rng,
-                dtype=np.dtype(self.dtype),
-            )
-        # unit-norm weights, activations scaled accordingly
-        norms = np.linalg.norm(w, axis=1)  # (R, K)
-        safe = np.where(norms > 0, norms, 1.0)
-        w = w / safe[:, None, :]
-        h = h * safe[:, :, None]
+            self._fit_k(data, k)
+        self.muscle_names_ = names
+        return self
+
+    def _fit_k(self, data: np.ndarray, k: int) -> None:
+        rng = np.random.default_rng(self.random_state)
+        w, h, sse, n_iter = nmf_batched(
+            data,
+            k,
+            n_restarts=int(self.n_restarts),
+            solver=self.solver,
+            max_iter=int(self.max_iter),
+            tol=float(self.tol),
+            patience=int(self.patience),
+            rng=rng,
+            dtype=np.dtype(self.dtype),
+        )
+        # nmf_batched returns unit-norm weight columns with the activations scaled accordingly
         best = int(np.argmin(sse))
-        order = np.argsort(-np.sum(h[best] ** 2, axis=1), kind="stable")
+        h_best = h[best].astype(float)
+        order = np.argsort(-np.sum(h_best**2, axis=1), kind="stable")
         w_best = w[best][:, order]
-        h_best = h[best][order]
+        h_best = h_best[order]
+        del h
 
         self.weights_ = w_best
         self.activations_ = np.ascontiguousarray(h_best.T)
         self.offset_ = np.zeros(data.shape[1])
         self.n_synergies_ = k
         self.n_iter_ = int(n_iter[best])
-        self.muscle_names_ = names
         self.restart_weights_ = np.stack([_match_columns(w_best, w[r]) for r in range(len(w))])
         xx = float(np.sum(data * data))
-        centered = data - data.mean()
-        cc = float(np.sum(centered * centered))
+        cc = xx - data.size * float(data.mean()) ** 2  # sum((X - grand mean)^2)
         self.restart_vaf_ = 1.0 - sse / xx
         self.restart_r2_ = 1.0 - sse / cc if cc > 0 else np.full_like(sse, np.nan)
         self.restart_n_iter_ = n_iter
-        self._set_fit_scores(data)
-        return self
+        # fit measures of the final factors, exactly (metrics.vaf / metrics.r2 with one SSE)
+        residual = data - self.activations_ @ w_best.T
+        err = float(np.einsum("ij,ij->", residual, residual))
+        self.vaf_ = 1.0 - err / xx
+        self.r2_ = 1.0 - err / cc if cc > 0 else float("nan")
 
     def fit_transform(self, emg: EMG | np.ndarray, y: Any = None) -> np.ndarray:
         """Fit and return the activations of the training data (n_times, n_synergies)."""
@@ -366,6 +376,7 @@ def nmf_batched(
     h_sweeps: int = 1,
     tile: int = 8192,
     n_threads: int = 1,
+    subsample: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Fit ``n_restarts`` NMFs of ``x`` together.
 
@@ -392,13 +403,19 @@ def nmf_batched(
         Samples per time tile of the H pass.
     n_threads
         Threads sharing the tiles (NumPy releases the GIL in these operations).
+    subsample
+        Multi-resolution start: first fit every ``subsample``-th sample (with the same rule),
+        then start the full fit from those weights and the activations linearly interpolated
+        in between. The full fit then usually meets the stopping rule soon after its
+        ``patience`` window. None: every ``n_times // 5000``-th sample when there are at least
+        20,000 samples, else off; 1: off.
 
     Returns
     -------
     w : ndarray (R, n_muscles, K)
         Weights of every restart (float64, unit-norm columns).
     h : ndarray (R, K, n_times)
-        Activations of every restart (time last, float64).
+        Activations of every restart (time last, in ``dtype``).
     sse : ndarray (R,)
         Final sum of squared errors.
     n_iter : ndarray (R,)
@@ -406,9 +423,30 @@ def nmf_batched(
     """
     rng = np.random.default_rng(rng)
     x64 = np.asarray(x, dtype=float)
+    n_times, n_muscles = x64.shape
+    step = _warm_step(n_times) if subsample is None else int(subsample)
+    if init is None and step > 1:
+        # multi-resolution start: fit every step-th sample first (same rule), then start the
+        # full fit from those weights and the activations interpolated in between
+        w_sub, h_sub, _, _ = nmf_batched(
+            x64[::step],
+            k,
+            n_restarts=n_restarts,
+            solver=solver,
+            max_iter=max_iter,
+            tol=tol,
+            patience=patience,
+            rng=rng,
+            dtype=dtype,
+            w_sweeps=w_sweeps,
+            h_sweeps=h_sweeps,
+            tile=tile,
+            n_threads=n_threads,
+            subsample=1,
+        )
+        init = (w_sub, _interpolate_time(h_sub, step, n_times))
     x = np.ascontiguousarray(x64, dtype=dtype)
     xt = np.ascontiguousarray(x.T)  # (M, T)
-    n_times, n_muscles = x.shape
     if init is None:
         w, h = _init(x64, k, n_restarts, rng)
     else:
@@ -427,7 +465,7 @@ def nmf_batched(
         pool = ThreadPoolExecutor(max_workers=int(n_threads))
 
     out_w = np.empty((n_restarts, n_muscles, k))
-    out_h = np.empty((n_restarts, k, n_times))
+    out_h = np.empty((n_restarts, k, n_times), dtype=dtype)
     out_sse = np.empty(n_restarts)
     out_iter = np.zeros(n_restarts, dtype=int)
     active = np.arange(n_restarts)
@@ -485,8 +523,8 @@ def nmf_batched(
                 done[:] = True
             if done.any():
                 idx = active[done]
-                wd, hd = w[done], h[done].astype(float)
-                _balance(wd, hd, float)
+                wd, hd = w[done], h[done]
+                _balance(wd, hd, dtype)
                 out_w[idx] = wd
                 out_h[idx] = hd
                 out_sse[idx] = sse[done]
@@ -501,6 +539,22 @@ def nmf_batched(
         if pool is not None:
             pool.shutdown()
     return out_w, out_h, out_sse, out_iter
+
+
+def _warm_step(n_times: int) -> int:
+    return n_times // 5000 if n_times >= 20_000 else 1
+
+
+def _interpolate_time(h: np.ndarray, step: int, n_times: int) -> np.ndarray:
+    """Activations (R, K, T_sub) at every step-th sample -> (R, K, n_times), linearly."""
+    t = np.arange(n_times)
+    idx = np.minimum(t // step, h.shape[-1] - 1)
+    nxt = np.minimum(idx + 1, h.shape[-1] - 1)
+    frac = ((t - idx * step) / step).astype(h.dtype)
+    frac[idx == nxt] = 0.0
+    out = h[..., idx] * (1 - frac)
+    out += h[..., nxt] * frac
+    return out
 
 
 def _balance(w: np.ndarray, h: np.ndarray, dtype: Any) -> None:
