@@ -207,7 +207,7 @@ class NMF(SynergyModel):
         )
         # nmf_batched returns unit-norm weight columns with the activations scaled accordingly
         best = int(np.argmin(sse))
-        h_best = h[best].astype(float)
+        h_best = h.astype(float)
         order = np.argsort(-np.sum(h_best**2, axis=1), kind="stable")
         w_best = w[best][:, order]
         h_best = h_best[order]
@@ -377,6 +377,7 @@ def nmf_batched(
     tile: int = 8192,
     n_threads: int = 1,
     subsample: int | None = None,
+    all_h: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Fit ``n_restarts`` NMFs of ``x`` together.
 
@@ -409,13 +410,17 @@ def nmf_batched(
         in between. The full fit then usually meets the stopping rule soon after its
         ``patience`` window. None: every ``n_times // 5000``-th sample when there are at least
         20,000 samples, else off; 1: off.
+    all_h
+        Return the activations of every restart; by default only those of the best restart
+        are kept (saves memory: the others are dropped as soon as a better one finishes).
 
     Returns
     -------
     w : ndarray (R, n_muscles, K)
         Weights of every restart (float64, unit-norm columns).
-    h : ndarray (R, K, n_times)
-        Activations of every restart (time last, in ``dtype``).
+    h : ndarray (K, n_times), or (R, K, n_times) with ``all_h``
+        Activations of the best restart (smallest SSE), or of every restart (time last, in
+        ``dtype``).
     sse : ndarray (R,)
         Final sum of squared errors.
     n_iter : ndarray (R,)
@@ -443,6 +448,7 @@ def nmf_batched(
             tile=tile,
             n_threads=n_threads,
             subsample=1,
+            all_h=True,
         )
         init = (w_sub, _interpolate_time(h_sub, step, n_times))
     x = np.ascontiguousarray(x64, dtype=dtype)
@@ -450,7 +456,8 @@ def nmf_batched(
     if init is None:
         w, h = _init(x64, k, n_restarts, rng)
     else:
-        w, h = (np.array(a, dtype=float) for a in init)
+        w = np.array(init[0], dtype=float)
+        h = np.asarray(init[1], dtype=dtype)
         n_restarts = w.shape[0]
     w = np.ascontiguousarray(w, dtype=float)  # W is small: keep it in float64
     h = np.ascontiguousarray(h, dtype=dtype)
@@ -465,7 +472,8 @@ def nmf_batched(
         pool = ThreadPoolExecutor(max_workers=int(n_threads))
 
     out_w = np.empty((n_restarts, n_muscles, k))
-    out_h = np.empty((n_restarts, k, n_times), dtype=dtype)
+    out_h = np.empty((n_restarts if all_h else 1, k, n_times), dtype=dtype)
+    best_sse, best_idx = np.inf, -1
     out_sse = np.empty(n_restarts)
     out_iter = np.zeros(n_restarts, dtype=int)
     active = np.arange(n_restarts)
@@ -526,7 +534,13 @@ def nmf_batched(
                 wd, hd = w[done], h[done]
                 _balance(wd, hd, dtype)
                 out_w[idx] = wd
-                out_h[idx] = hd
+                if all_h:
+                    out_h[idx] = hd
+                else:  # keep the best so far; ties go to the lowest index, as np.argmin
+                    for pos, (i, e) in enumerate(zip(idx, sse[done], strict=True)):
+                        if e < best_sse or (e == best_sse and i < best_idx):
+                            best_sse, best_idx = float(e), int(i)
+                            out_h[0] = hd[pos]
                 out_sse[idx] = sse[done]
                 out_iter[idx] = it + 1
                 keep = ~done
@@ -538,7 +552,7 @@ def nmf_batched(
     finally:
         if pool is not None:
             pool.shutdown()
-    return out_w, out_h, out_sse, out_iter
+    return out_w, (out_h if all_h else out_h[0]), out_sse, out_iter
 
 
 def _warm_step(n_times: int) -> int:
@@ -552,7 +566,8 @@ def _interpolate_time(h: np.ndarray, step: int, n_times: int) -> np.ndarray:
     nxt = np.minimum(idx + 1, h.shape[-1] - 1)
     frac = ((t - idx * step) / step).astype(h.dtype)
     frac[idx == nxt] = 0.0
-    out = h[..., idx] * (1 - frac)
+    out = h[..., idx]
+    out *= 1 - frac
     out += h[..., nxt] * frac
     return out
 
