@@ -255,9 +255,10 @@ class NMF(SynergyModel):
                 f"{self.weights_.shape[0]}",
                 obj="emg",
             )
-        return nnls_activations(
-            data, self.weights_, max_iter=self.transform_max_iter, tol=self.transform_tol
-        )
+        with _single_threaded_blas():
+            return nnls_activations(
+                data, self.weights_, max_iter=self.transform_max_iter, tol=self.transform_tol
+            )
 
     def _clone(self, **changes: Any) -> NMF:
         params = self.get_params()
@@ -426,6 +427,47 @@ def nmf_batched(
     n_iter : ndarray (R,)
         Iterations run by each restart.
     """
+    with _single_threaded_blas():
+        return _nmf_batched_core(
+            x,
+            k,
+            n_restarts=n_restarts,
+            solver=solver,
+            max_iter=max_iter,
+            tol=tol,
+            patience=patience,
+            rng=rng,
+            init=init,
+            dtype=dtype,
+            w_sweeps=w_sweeps,
+            h_sweeps=h_sweeps,
+            tile=tile,
+            n_threads=n_threads,
+            subsample=subsample,
+            all_h=all_h,
+        )
+
+
+def _nmf_batched_core(
+    x: np.ndarray,
+    k: int,
+    *,
+    n_restarts: int = 10,
+    solver: str = "hals",
+    max_iter: int = 1000,
+    tol: float = 1e-4,
+    patience: int = 20,
+    rng: np.random.Generator | None = None,
+    init: tuple[np.ndarray, np.ndarray] | None = None,
+    dtype: Any = np.float32,
+    w_sweeps: int = 5,
+    h_sweeps: int = 1,
+    tile: int = 8192,
+    n_threads: int = 1,
+    subsample: int | None = None,
+    all_h: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The iterations of :func:`nmf_batched` (BLAS threads already limited)."""
     rng = np.random.default_rng(rng)
     x64 = np.asarray(x, dtype=float)
     n_times, n_muscles = x64.shape
@@ -433,7 +475,7 @@ def nmf_batched(
     if init is None and step > 1:
         # multi-resolution start: fit every step-th sample first (same rule), then start the
         # full fit from those weights and the activations interpolated in between
-        w_sub, h_sub, _, _ = nmf_batched(
+        w_sub, h_sub, _, _ = _nmf_batched_core(
             x64[::step],
             k,
             n_restarts=n_restarts,
