@@ -180,6 +180,7 @@ def plot_activations(
     window: tuple[float, float] | None = None,
     events: Sequence[float] | None = None,
     events_label: str = "event",
+    scale: bool = True,
     title: str | None = None,
 ) -> Figure:
     """Activation coefficients over time, one row per synergy, methods overlaid.
@@ -199,6 +200,9 @@ def plot_activations(
         Times (s) drawn as thin vertical lines (e.g. touchdowns of gait cycles).
     events_label
         Legend label of the events.
+    scale
+        Divide each activation by its maximum over the whole record, so that methods whose
+        activations have different units (or synergies different norms) overlay.
     title
         Figure title.
     """
@@ -213,6 +217,9 @@ def plot_activations(
         if weights is not None and name != methods[0] and name in weights:
             order, _ = match_columns(np.asarray(weights[methods[0]]), np.asarray(weights[name]))
             h = h[:, order]
+        if scale:
+            top = h.max(axis=0)
+            h = h / np.where(top > 0, top, 1.0)
         ordered[name] = h
     n_syn = max(h.shape[1] for h in ordered.values())
     fig = _figure(9.0, 0.9 + 1.1 * n_syn)
@@ -231,7 +238,11 @@ def plot_activations(
         ax.spines[["top", "right"]].set_visible(False)
     axes[-1].set_xlabel("time (s)")
     axes[0].legend(loc="upper right", ncol=len(methods) + 1, fontsize=8, frameon=False)
-    fig.suptitle(title or "Synergy activations", fontsize=11)
+    fig.suptitle(
+        title
+        or ("Synergy activations (each scaled to its maximum)" if scale else "Synergy activations"),
+        fontsize=11,
+    )
     return fig
 
 
