@@ -12,6 +12,7 @@ from neo import SpikeTrain
 from nwb_synergy import InputError
 from nwb_synergy.simulate import simulate_spikes
 from nwb_synergy.sta import post_spike_effects, spike_triggered_average
+from nwb_synergy.sta._gather import box_stats
 
 N_UNITS, N_MUSCLES = 8, 12
 
@@ -134,10 +135,12 @@ def test_lab_standard_textbook_case():
     assert np.all(np.abs(table["ppi"].iloc[:2]) > np.abs(table["mpi"].iloc[:2]))
     assert table["n_fragments"].iloc[0] == sta.n_used // 100
     assert np.isnan(table["onset"].iloc[2])
-    # the default reports the same picture
-    default = post_spike_effects(sta)
-    assert list(default["effect"]) == ["PSF", "PSpS", None, None]
-    np.testing.assert_allclose(default["mpi"].iloc[:2], [20.0, -20.0], atol=3.0)
+    # the default reports the same picture, also with irregular ISA shifts (1.3 ms = 6.5
+    # samples, summed box by box instead of through the comb)
+    for step in (0.001, 0.0013):
+        default = post_spike_effects(sta, isa_step=step)
+        assert list(default["effect"]) == ["PSF", "PSpS", None, None]
+        np.testing.assert_allclose(default["mpi"].iloc[:2], [20.0, -20.0], atol=3.0)
 
 
 def test_isa_is_the_expected_sta_under_elephant_dithering():
@@ -169,6 +172,45 @@ def test_isa_is_the_expected_sta_under_elephant_dithering():
     assert np.all(np.abs(sta.isa[:, 0] - mc) < 4 * se + 0.01)
     # and the bump really is smeared: the ISA varies 3x less than the STA
     assert np.ptp(sta.isa[:, 0]) < np.ptp(sta.mean[:, 0]) / 3
+
+
+def test_comb_sums_equal_explicit_shifted_boxes():
+    """The 4-lookup comb used for ISA-corrected statistics equals summing 81 shifted boxes."""
+    rng = np.random.default_rng(0)
+    x = rng.gamma(2.0, size=(30000, 3)).astype(np.float32)
+    step, n = 5, 40
+    starts = np.sort(rng.integers(n * step, 30000 - 226 - n * step, 2000))
+    starts[[0, -1]] = n * step, 30000 - 226 - n * step  # shifted boxes touching both ends
+    shifts = np.arange(-n, n + 1) * step
+    lo, hi = np.array([165, 0]), np.array([226, 101])
+    cw = np.array([[-1.0, 1.0], [0.5, 0.5]]) / len(shifts)
+    direct = np.array([[1.0, -1.0], [0.0, 0.0]])
+    explicit = box_stats(
+        x,
+        starts,
+        np.concatenate([lo, lo[0] + shifts, lo[1] + shifts]),
+        np.concatenate([hi, hi[0] + shifts, hi[1] + shifts]),
+        np.concatenate([direct, np.repeat(cw, len(shifts), axis=1)], axis=1),
+    )
+    for chunk in (2**26, 2**14):
+        comb = box_stats(
+            x,
+            starts,
+            lo,
+            hi,
+            direct,
+            comb=(step, n),
+            comb_lo=lo,
+            comb_hi=hi,
+            comb_weights=cw,
+            chunk_bytes=chunk,
+        )
+        np.testing.assert_allclose(comb, explicit, rtol=0, atol=1e-8)
+    s = starts[7]
+    mean = lambda a, b: x[s + a : s + b].astype(float).mean(axis=0)  # noqa: E731
+    brute = mean(165, 226) - mean(0, 101)
+    brute -= np.mean([mean(165 + d, 226 + d) - mean(d, 101 + d) for d in shifts], axis=0)
+    np.testing.assert_allclose(explicit[7, 0], brute, atol=1e-12)
 
 
 def test_on_disk_emg_gives_the_same_table(tmp_path):

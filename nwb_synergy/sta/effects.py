@@ -133,26 +133,29 @@ def _per_spike_difference(
     test and baseline boxes (ISA), or of its test and baseline means. Rows of spikes whose
     boxes (shifted ones included) do not fit in the EMG, or whose level is 0, are NaN.
     """
-    lo = [test[0], base[0]]
-    hi = [test[1] + 1, base[1] + 1]
-    if shifts is None:
-        weights = np.array([[1.0, -1.0], [0.5, 0.5]])
-    else:
+    lo = np.array([test[0], base[0]])
+    hi = np.array([test[1] + 1, base[1] + 1])
+    direct = np.array([[1.0, -1.0], [0.5, 0.5]])
+    comb = {}
+    reach = 0  # how far the comb's shifted boxes reach beyond lo/hi
+    if shifts is not None:
         n = len(shifts)
-        lo += [test[0] + d for d in shifts] + [base[0] + d for d in shifts]
-        hi += [test[1] + 1 + d for d in shifts] + [base[1] + 1 + d for d in shifts]
-        weights = np.stack(
-            [
-                np.concatenate([[1.0, -1.0], np.full(n, -1.0 / n), np.full(n, 1.0 / n)]),
-                np.concatenate([[0.0, 0.0], np.full(2 * n, 0.5 / n)]),
-            ]
-        )
-    lo_a, hi_a = np.asarray(lo), np.asarray(hi)
-    ok = (starts + lo_a.min() >= 0) & (starts + hi_a.max() <= signal.n_times)
+        comb_weights = np.array([[-1.0 / n, 1.0 / n], [0.5 / n, 0.5 / n]])
+        direct = np.array([[1.0, -1.0], [0.0, 0.0]])  # the level comes from the shifts only
+        step = int(shifts[1] - shifts[0]) if n > 1 else 1
+        regular = n > 1 and step > 0 and np.array_equal(shifts, (np.arange(n) - n // 2) * step)
+        if regular:  # 4 lookups per box, whatever the number of shifts
+            comb = dict(comb=(step, n // 2), comb_lo=lo, comb_hi=hi, comb_weights=comb_weights)
+            reach = (n // 2) * step
+        else:  # explicit shifted boxes
+            lo = np.concatenate([lo, test[0] + shifts, base[0] + shifts])
+            hi = np.concatenate([hi, test[1] + 1 + shifts, base[1] + 1 + shifts])
+            direct = np.concatenate([direct, np.repeat(comb_weights, n, axis=1)], axis=1)
+    ok = (starts + lo.min() - reach >= 0) & (starts + hi.max() + reach <= signal.n_times)
     out = np.full((len(starts), signal.n_muscles), np.nan)
     order = np.argsort(starts[ok], kind="stable")
     idx = np.flatnonzero(ok)[order]
-    vals = box_stats(signal.data, starts[idx], lo_a, hi_a, weights, chunk_bytes=chunk_bytes)
+    vals = box_stats(signal.data, starts[idx], lo, hi, direct, chunk_bytes=chunk_bytes, **comb)
     if normalize:
         level = vals[:, 1, :]
         with np.errstate(divide="ignore", invalid="ignore"):
