@@ -1,0 +1,717 @@
+"""Numerical core of the RLVM (PyTorch): objective, starting points, batched fits.
+
+Imported only by :mod:`nwb_synergy.factorize.rlvm` (so ``import nwb_synergy`` stays free of
+torch). Every function here works on data already scaled and returns NumPy arrays.
+
+Parameter packing (one row per problem): the decoder D = W2^T (N, K) flattened, then (untied
+only) the encoder W1 (N, K), then b1 (K,), then b2 (N,). The reconstruction is
+``relu(X W1 + b1) D^T + b2``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _resolve_device(device: Any):
+    torch = _torch()
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise InputError(f"unknown device {device!r}: {err}", obj="device") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(
+            "device='cuda' asked for but PyTorch sees no CUDA GPU on this machine "
+            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'none'}); "
+            "use device='cpu'",
+            obj="device",
+        )
+    if dev.type not in ("cpu", "cuda"):
+        raise InputError(f"device must be 'cpu' or 'cuda', got {device!r}", obj="device")
+    return dev
+
+
+def _resolve_dtype(dtype: Any):
+    torch = _torch()
+    table = {
+        "float32": torch.float32,
+        "float64": torch.float64,
+        torch.float32: torch.float32,
+        torch.float64: torch.float64,
+        np.float32: torch.float32,
+        np.float64: torch.float64,
+    }
+    try:
+        return table[dtype]
+    except (KeyError, TypeError):
+        raise InputError(
+            f"dtype must be 'float32' or 'float64', got {dtype!r}", obj="dtype"
+        ) from None
+
+
+# ----------------------------------------------------------------------------------------------
+# the objective, batched over problems (restarts x penalty values)
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class _Layout:
+    n_muscles: int
+    k: int
+    tied: bool
+
+    @property
+    def n_params(self) -> int:
+        nk = self.n_muscles * self.k
+        return (nk if self.tied else 2 * nk) + self.k + self.n_muscles
+
+    def unpack(self, x):
+        """Views of x (r, P): encoder W1 (r, N, K), decoder D (r, N, K), b1 (r, K), b2 (r, N).
+
+        The decoder matrix D is ``W2^T``: the reconstruction is ``Z D^T + b2``.
+        """
+        n, k = self.n_muscles, self.k
+        r = x.shape[0]
+        nk = n * k
+        d = x[:, :nk].reshape(r, n, k)
+        if self.tied:
+            w1, off = d, nk
+        else:
+            w1, off = x[:, nk : 2 * nk].reshape(r, n, k), 2 * nk
+        b1 = x[:, off : off + k]
+        b2 = x[:, off + k : off + k + n]
+        return w1, d, b1, b2
+
+    def pack(self, w1, d, b1, b2):
+        torch = _torch()
+        r = d.shape[0]
+        parts = [d.reshape(r, -1)]
+        if not self.tied:
+            parts.append(w1.reshape(r, -1))
+        parts += [b1.reshape(r, -1), b2.reshape(r, -1)]
+        return torch.cat(parts, dim=1)
+
+
+class _Objective:
+    """Penalised loss of the RLVM for a batch of parameter vectors on one data set.
+
+    Gaussian loss: ``SSE / (2 T N)``, computed from sufficient statistics (``Z^T Z``, ``X^T Z``,
+    column sums) so that no (T, N) reconstruction is formed. Poisson loss:
+    ``sum(mu - X log mu) / sum(X)`` with ``mu = softplus(Z W2 + b2)``.
+    Penalties: ``0.5 * l2_weights * (|W1|^2 + |W2|^2)`` (tied: ``l2_weights * |W|^2``),
+    ``0.5 * l2_biases * (|b1|^2 + |b2|^2)``, ``l1[p] * sum(Z) / T`` for problem p.
+    """
+
+    def __init__(
+        self,
+        x,
+        layout: _Layout,
+        *,
+        loss: str,
+        l2_weights: float,
+        l2_biases: float,
+        l1,
+        sample_weight=None,
+    ):
+        torch = _torch()
+        self.torch = torch
+        self.x = x  # (T, N) tensor
+        self.layout = layout
+        self.loss = loss
+        self.l2w = float(l2_weights)
+        self.l2b = float(l2_biases)
+        self.l1 = l1  # (n_problems,) tensor, same dtype/device as x
+        self.xt = x.T.contiguous()
+        x64 = x.double()
+        # per-problem sample weights (n_problems, T): resamples and cross-validation folds
+        self.sw = sample_weight
+        if sample_weight is None:
+            self.n_times = float(x.shape[0])
+            self.xx = float((x64 * x64).sum())
+            self.xsum = x64.sum(dim=0)  # (N,) float64
+            total = float(x64.sum())
+        else:
+            sw64 = sample_weight.double()
+            self.n_times = sw64.sum(dim=1)  # (n_problems,)
+            self.xx = sw64 @ (x64 * x64).sum(dim=1)  # (n_problems,)
+            self.xsum = sw64 @ x64  # (n_problems, N)
+            total = sw64 @ x64.sum(dim=1)
+        if loss == "poisson":
+            self.norm = total
+            if bool(np.any(np.asarray(total if sample_weight is None else total.cpu()) <= 0)):
+                raise InputError("Poisson loss needs data with a positive sum", obj="emg")
+
+    def latents(self, w1, b1):
+        """Z = relu(X W1 + b1), (r, T, K)."""
+        return self.torch.relu(self.torch.matmul(self.x, w1) + b1[:, None, :])
+
+    def value(self, params, idx):
+        """Penalised loss of every row of ``params`` (problems ``idx``), (r,)."""
+        torch = self.torch
+        w1, d, b1, b2 = self.layout.unpack(params)
+        n = self.layout.n_muscles
+        z = self.latents(w1, b1)
+        if self.sw is None:
+            zw = z
+            t = self.n_times
+            xx, xsum = self.xx, self.xsum
+        else:
+            sw = self.sw[idx.to(self.sw.device)]  # (r, T)
+            zw = z * sw[:, :, None]
+            t = self.n_times[idx.to(self.n_times.device)]
+            xx, xsum = self.xx[idx.to(self.xx.device)], self.xsum[idx.to(self.xsum.device)]
+        zsum = zw.sum(dim=1)  # (r, K)
+        if self.loss == "gaussian":
+            gram = torch.bmm(zw.transpose(1, 2), z).double()  # (r, K, K)
+            cross = torch.matmul(self.xt, zw).double()  # (r, N, K) = X^T Z
+            d64, b64, zs64 = d.double(), b2.double(), zsum.double()
+            dz = torch.bmm(d64, zs64.unsqueeze(2)).squeeze(2)  # (r, N) = D sum(Z)
+            sse = (
+                xx
+                - 2.0 * (d64 * cross).sum(dim=(1, 2))
+                + (torch.bmm(d64, gram) * d64).sum(dim=(1, 2))
+                - 2.0 * (b64 * xsum).sum(dim=-1)
+                + 2.0 * (b64 * dz).sum(dim=1)
+                + t * (b64 * b64).sum(dim=1)
+            )
+            data = (sse / (2.0 * t * n)).to(params.dtype)
+        else:
+            eta = torch.matmul(z, d.transpose(1, 2)) + b2[:, None, :]
+            mu = torch.nn.functional.softplus(eta)
+            nll = mu - self.x * torch.log(mu + 1e-10)
+            if self.sw is not None:
+                nll = nll * sw[:, :, None]
+            norm = self.norm if self.sw is None else self.norm[idx.to(self.norm.device)]
+            data = (nll.sum(dim=(1, 2)) / norm).to(params.dtype)
+        if self.layout.tied:
+            pen_w = self.l2w * (d * d).sum(dim=(1, 2))
+        else:
+            pen_w = 0.5 * self.l2w * ((w1 * w1).sum(dim=(1, 2)) + (d * d).sum(dim=(1, 2)))
+        pen_b = 0.5 * self.l2b * ((b1 * b1).sum(dim=1) + (b2 * b2).sum(dim=1))
+        t_p = t if self.sw is None else t.to(params.dtype)
+        pen_l1 = self.l1[idx.to(self.l1.device)] * zsum.sum(dim=1) / t_p
+        return data + pen_w + pen_b + pen_l1
+
+    def __call__(self, params, idx):
+        """Loss (r,) and gradient (r, P): analytic for the Gaussian loss, autograd otherwise."""
+        torch = self.torch
+        if self.loss == "gaussian":
+            return self._gaussian(params, idx)
+        with torch.enable_grad():
+            p = params.detach().requires_grad_(True)
+            f = self.value(p, idx)
+            (g,) = torch.autograd.grad(f.sum(), p)
+        return f.detach(), g
+
+    def _gaussian(self, params, idx):
+        """Gaussian loss and its gradient by hand (the same numbers as autograd of ``value``).
+
+        With R = Z D^T + b2 - X the residual, the gradients need only (T, K) arrays:
+        ``dL/dZ = sw * (Z D^T D + b2^T D - X D) / (T N) + l1 sw / T``, then through the ReLU
+        ``dL/dA = dL/dZ * (A > 0)``, ``dL/dW1 = X^T dL/dA``, ``dL/db1 = sum_t dL/dA``;
+        ``dL/dD = (D Z^T Z - X^T Z + b2 sum(Z)^T) / (T N)``, ``dL/db2 = (D sum(Z) + T b2 -
+        sum(X)) / (T N)``.
+        """
+        torch = self.torch
+        lay = self.layout
+        w1, d, b1, b2 = lay.unpack(params)
+        n, k = lay.n_muscles, lay.k
+        r = params.shape[0]
+        n_t = self.x.shape[0]
+        # time-major layout (T, r, K): one matrix product over all problems at once
+        a = torch.addmm(b1.reshape(1, r * k), self.x, w1.permute(1, 0, 2).reshape(n, r * k))
+        a = a.view(n_t, r, k)
+        z = torch.relu(a)
+        if self.sw is None:
+            sw = None
+            zw = z
+            t = self.n_times
+            t_r = torch.full((r,), t, dtype=params.dtype, device=params.device)
+            xx, xsum = self.xx, self.xsum
+        else:
+            dev_idx = idx.to(self.sw.device)
+            sw = self.sw[dev_idx].T.unsqueeze(2)  # (T, r, 1)
+            zw = z * sw
+            t = self.n_times[dev_idx]
+            t_r = t.to(params.dtype)
+            xx, xsum = self.xx[dev_idx], self.xsum[dev_idx]
+        zsum = zw.sum(dim=0)  # (r, K)
+        gram = torch.einsum("trk,trl->rkl", zw, z)  # (r, K, K)
+        cross = (self.xt @ zw.reshape(n_t, r * k)).view(n, r, k).permute(1, 0, 2)  # X^T Z
+        d64, b64, zs64 = d.double(), b2.double(), zsum.double()
+        dz = torch.bmm(d64, zs64.unsqueeze(2)).squeeze(2)
+        sse = (
+            xx
+            - 2.0 * (d64 * cross.double()).sum(dim=(1, 2))
+            + (torch.bmm(d64, gram.double()) * d64).sum(dim=(1, 2))
+            - 2.0 * (b64 * xsum).sum(dim=-1)
+            + 2.0 * (b64 * dz).sum(dim=1)
+            + t * (b64 * b64).sum(dim=1)
+        )
+        scale = 1.0 / (t_r * n)  # (r,)
+        l1 = self.l1[idx.to(self.l1.device)]
+        f = (sse / (2.0 * t * n)).to(params.dtype) + l1 * zsum.sum(dim=1) / t_r
+        # gradient with respect to the latents, then through the ReLU and the encoder
+        # dL/dZ = scale * (Z D^T D - X D + b2^T D) + l1 / T, all problems in two products
+        sd = d * scale[:, None, None]
+        dtd = torch.bmm(d.transpose(1, 2), sd)  # (r, K, K), scaled
+        bias = torch.bmm(b2.unsqueeze(1), sd).squeeze(1) + (l1 / t_r)[:, None]  # (r, K)
+        gz = torch.addmm(
+            bias.reshape(1, r * k), self.x, sd.permute(1, 0, 2).reshape(n, r * k), alpha=-1.0
+        )
+        if r * k <= 64:  # block-diagonal product: one matrix multiply
+            block = torch.block_diag(*dtd)
+            gz = torch.addmm(gz, z.reshape(n_t, r * k), block).view(n_t, r, k)
+        else:
+            gz = gz.view(n_t, r, k) + torch.einsum("trk,rkl->trl", z, dtd)
+        if sw is not None:
+            gz = gz * sw
+        ga = torch.ops.aten.threshold_backward(gz, a, 0.0)  # gz where a > 0, else 0
+        g_w1 = (self.xt @ ga.reshape(n_t, r * k)).view(n, r, k).permute(1, 0, 2)
+        g_b1 = ga.sum(dim=0)
+        g_d = (torch.bmm(d, gram) - cross + b2.unsqueeze(2) * zsum.unsqueeze(1)) * scale[
+            :, None, None
+        ]
+        g_b2 = (dz.to(params.dtype) + t_r[:, None] * b2 - xsum.to(params.dtype)) * scale[:, None]
+        # penalties
+        if lay.tied:
+            f = f + self.l2w * (d * d).sum(dim=(1, 2))
+            g_d = g_d + g_w1 + 2.0 * self.l2w * d
+            g_w1 = g_d
+        else:
+            f = f + 0.5 * self.l2w * ((w1 * w1).sum(dim=(1, 2)) + (d * d).sum(dim=(1, 2)))
+            g_d = g_d + self.l2w * d
+            g_w1 = g_w1 + self.l2w * w1
+        f = f + 0.5 * self.l2b * ((b1 * b1).sum(dim=1) + (b2 * b2).sum(dim=1))
+        g_b1 = g_b1 + self.l2b * b1
+        g_b2 = g_b2 + self.l2b * b2
+        return f, lay.pack(g_w1, g_d, g_b1, g_b2)
+
+
+# ----------------------------------------------------------------------------------------------
+# initialisation
+# ----------------------------------------------------------------------------------------------
+def _seed(random_state: Any) -> int:
+    return int(np.random.default_rng(random_state).integers(0, 2**62))
+
+
+def random_init(n_muscles: int, k: int, n_restarts: int, *, tied: bool, seed: int) -> np.ndarray:
+    """Whiteway's initialisation: weights uniform in ``+-4 sqrt(6) / sqrt(N + K + 1)``, biases 0.
+
+    Drawn with a seeded torch generator on the CPU in float64, restart after restart (restart r
+    of a batch gets the r-th draws of the stream), so the start does not depend on the device.
+
+    Returns
+    -------
+    ndarray (n_restarts, n_params)
+    """
+    torch = _torch()
+    layout = _Layout(n_muscles, k, tied)
+    gen = torch.Generator().manual_seed(int(seed))
+    bound = 4.0 * math.sqrt(6.0) / math.sqrt(n_muscles + k + 1)
+    rows = []
+    for _ in range(n_restarts):
+        d = (torch.rand((1, n_muscles, k), generator=gen, dtype=torch.float64) * 2 - 1) * bound
+        if tied:
+            w1 = d
+        else:
+            w1 = (torch.rand((1, n_muscles, k), generator=gen, dtype=torch.float64) * 2 - 1) * bound
+        b1 = torch.zeros((1, k), dtype=torch.float64)
+        b2 = torch.zeros((1, n_muscles), dtype=torch.float64)
+        rows.append(layout.pack(w1, d, b1, b2))
+    return torch.cat(rows).numpy()
+
+
+def nmf_init(x: np.ndarray, k: int, n_restarts: int, *, tied: bool, seed: int) -> np.ndarray:
+    """Warm start from NMF restarts (one NMF restart per RLVM restart).
+
+    The offset starts at each muscle's 2nd percentile (its floor), NMF factorizes what lies
+    above it, the decoder starts at the NMF weights (unit norm) and the encoder at their
+    pseudo-inverse applied to the data above the floor (tied weights: the decoder itself).
+
+    Returns
+    -------
+    ndarray (n_restarts, n_params)
+    """
+    from .nmf import nmf_batched
+
+    n_muscles = x.shape[1]
+    floor = np.percentile(x, 2.0, axis=0)
+    above = np.clip(x - floor, 0.0, None)
+    w = nmf_batched(above, k, n_restarts=n_restarts, rng=np.random.default_rng(seed))[0]
+    layout = _Layout(n_muscles, k, tied)
+    torch = _torch()
+    rows = []
+    for r in range(n_restarts):
+        norms = np.linalg.norm(w[r], axis=0)
+        d = w[r] / np.where(norms > 0, norms, 1.0)
+        w1 = d if tied else np.linalg.pinv(d).T
+        b1 = -floor @ w1
+        parts = [np.ascontiguousarray(a, dtype=float) for a in (w1, d, b1, floor)]
+        rows.append(layout.pack(*[torch.from_numpy(a)[None] for a in parts]))
+    return torch.cat(rows).numpy()
+
+
+# ----------------------------------------------------------------------------------------------
+# fitting many problems at once
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class BatchFit:
+    """Result of :func:`fit_batched`: every problem's final parameters and loss."""
+
+    params: np.ndarray  # (n_problems, P) float64
+    loss: np.ndarray  # (n_problems,)
+    n_iter: np.ndarray
+    n_eval: np.ndarray
+    reason: list[str]
+    memory: Any = None  # LBFGSMemory of the run, to continue along a path
+
+
+def fit_batched(
+    x: np.ndarray,
+    x0: np.ndarray,
+    *,
+    k: int,
+    tied: bool,
+    loss: str = "gaussian",
+    l2_weights: float = 1e-4,
+    l2_biases: float = 1e-5,
+    l1: np.ndarray | float = 0.0,
+    max_iter: int = 1000,
+    history_size: int = 100,
+    tol_grad: float = 1e-7,
+    tol_change: float = 1e-9,
+    sample_weight: np.ndarray | None = None,
+    device: Any = "cpu",
+    dtype: Any = "float64",
+    memory: Any = None,
+) -> BatchFit:
+    """Fit RLVMs from the starting points ``x0`` (one problem per row), all in one L-BFGS run.
+
+    Parameters
+    ----------
+    x
+        Data (T, N), already scaled.
+    x0
+        Starting parameters (n_problems, P) (see :class:`_Layout` for the packing).
+    l1
+        L1 weight on the latents, one per problem (n_problems,) or a scalar.
+    sample_weight
+        Optional weight of every sample for every problem (n_problems, T): counts of a
+        resample, or 0/1 masks of cross-validation folds. The loss of a problem is then the
+        loss of the weighted data.
+
+    Returns
+    -------
+    BatchFit
+    """
+    from ._lbfgs import lbfgs_batched
+
+    torch = _torch()
+    dev = _resolve_device(device)
+    dt = _resolve_dtype(dtype)
+    layout = _Layout(x.shape[1], k, tied)
+    xt = torch.as_tensor(np.ascontiguousarray(x), dtype=dt, device=dev)
+    l1v = np.broadcast_to(np.asarray(l1, dtype=float), (x0.shape[0],))
+    obj = _Objective(
+        xt,
+        layout,
+        loss=loss,
+        l2_weights=l2_weights,
+        l2_biases=l2_biases,
+        l1=torch.as_tensor(np.ascontiguousarray(l1v), dtype=dt, device=dev),
+        sample_weight=None
+        if sample_weight is None
+        else torch.as_tensor(np.ascontiguousarray(sample_weight), dtype=dt, device=dev),
+    )
+    start = torch.as_tensor(np.ascontiguousarray(x0), dtype=dt, device=dev)
+    res = lbfgs_batched(
+        obj,
+        start,
+        max_iter=max_iter,
+        history_size=history_size,
+        tol_grad=tol_grad,
+        tol_change=tol_change,
+        memory=memory,
+    )
+    return BatchFit(
+        params=res.x.detach().cpu().double().numpy(),
+        loss=res.loss.detach().cpu().double().numpy(),
+        n_iter=res.n_iter.numpy(),
+        n_eval=res.n_eval.numpy(),
+        reason=res.reason,
+        memory=res.memory,
+    )
+
+
+def _split(params: np.ndarray, layout: _Layout):
+    """NumPy views (W1 (N, K), D (N, K), b1 (K,), b2 (N,)) of one parameter vector."""
+    torch = _torch()
+    w1, d, b1, b2 = layout.unpack(torch.from_numpy(params[None]))
+    return w1[0].numpy(), d[0].numpy(), b1[0].numpy(), b2[0].numpy()
+
+
+def _softplus(a: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0.0, a)
+
+
+def _match(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Column permutation of ``other`` that best matches ``reference`` (max summed cosine)."""
+    from scipy.optimize import linear_sum_assignment
+
+    def unit(a):
+        n = np.linalg.norm(a, axis=0)
+        return a / np.where(n > 0, n, 1.0)
+
+    rows, cols = linear_sum_assignment(-(unit(reference).T @ unit(other)))
+    perm = np.empty(reference.shape[1], dtype=int)
+    perm[rows] = cols
+    return perm
+
+
+def refit_latents(
+    x: np.ndarray,
+    weights: np.ndarray,
+    offset: np.ndarray,
+    *,
+    l1: float = 0.0,
+    smoothness: float = 0.0,
+    max_iter: int = 500,
+    tol: float = 1e-7,
+    start: np.ndarray | None = None,
+) -> np.ndarray:
+    """Non-negative activations for fixed synergies, with L1 and smoothness penalties.
+
+    Minimises over ``Z >= 0`` (T, K)::
+
+        |X - Z W^T - offset|^2 / (2 T N) + l1 * sum(Z) / T + smoothness * |D2 Z|^2 / (2 T)
+
+    with ``D2`` the second difference along time (Whiteway's ``d2t_hid`` penalty), by
+    accelerated projected gradient (FISTA with adaptive restart). Convex, so the result does not
+    depend on the start except through ``max_iter``.
+
+    Parameters
+    ----------
+    x
+        Data (T, N) in the units of ``weights`` and ``offset``.
+    weights
+        Fixed synergies (N, K).
+    offset
+        Fixed offset (N,).
+
+    Returns
+    -------
+    ndarray (T, K)
+    """
+    x = np.asarray(x, dtype=float)
+    t, n = x.shape
+    w = np.asarray(weights, dtype=float)
+    resid0 = x - offset
+    wtw = w.T @ w / (t * n)
+    xw = resid0 @ w / (t * n)
+    lip = np.linalg.eigvalsh(wtw).max() + smoothness * 16.0 / t
+    lip = max(lip, 1e-300)
+    if start is None:
+        z = np.clip(np.linalg.lstsq(w, resid0.T, rcond=None)[0].T, 0.0, None)
+    else:
+        z = np.array(start, dtype=float)
+    y = z.copy()
+    tk = 1.0
+
+    def grad(a: np.ndarray) -> np.ndarray:
+        g = a @ wtw - xw + l1 / t
+        if smoothness > 0 and t > 2:
+            d2 = a[2:] - 2.0 * a[1:-1] + a[:-2]
+            gd = np.zeros_like(a)
+            gd[2:] += d2
+            gd[1:-1] -= 2.0 * d2
+            gd[:-2] += d2
+            g = g + smoothness * gd / t
+        return g
+
+    for _ in range(max_iter):
+        z_new = np.clip(y - grad(y) / lip, 0.0, None)
+        step = z_new - z
+        if np.sum(step * (y - z_new)) > 0:  # adaptive restart (O'Donoghue and Candes 2015)
+            tk = 1.0
+        t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * tk * tk))
+        y = z_new + ((tk - 1.0) / t_new) * step
+        tk = t_new
+        z = z_new
+        top = float(np.max(np.abs(z))) if z.size else 0.0
+        if float(np.max(np.abs(step))) <= tol * max(top, 1e-300):
+            break
+    return z
+
+
+def unit_columns(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Columns of ``d`` (..., N, K) scaled to unit norm, and the norms (..., K)."""
+    norms = np.linalg.norm(d, axis=-2)
+    return d / np.where(norms > 0, norms, 1.0)[..., None, :], norms
+
+
+def rotate_starts(
+    x0: np.ndarray, layout: _Layout, seed: int, *, size: float = 0.3, keep_first: bool = True
+) -> np.ndarray:
+    """Rotate the synergies of starting points inside their span (random orthogonal maps).
+
+    Row r's decoder D, encoder W1 and bias b1 are multiplied by ``M = expm(A - A^T)`` with A
+    Gaussian of standard deviation ``size``: the reconstruction's subspace is unchanged but
+    the basis inside it is not, so that fits from these starts show whether the data (and the
+    penalties) pin the basis down. Row 0 is kept as it is when ``keep_first``.
+    """
+    from scipy.linalg import expm
+
+    torch = _torch()
+    rng = np.random.default_rng(seed)
+    out = np.array(x0, dtype=float, copy=True)
+    k = layout.k
+    for r in range(out.shape[0]):
+        a = rng.standard_normal((k, k)) * size
+        if keep_first and r == 0:
+            continue
+        m = expm(a - a.T)
+        w1, d, b1, b2 = _split(out[r], layout)
+        parts = [np.ascontiguousarray(v) for v in (w1 @ m, d @ m, b1 @ m, b2)]
+        out[r] = layout.pack(*[torch.from_numpy(v)[None] for v in parts]).numpy()[0]
+    return out
+
+
+def mean_pairwise_cosine(weights: list[np.ndarray]) -> float:
+    """Mean over all pairs of fits of the matched mean cosine of their synergies."""
+    vals = []
+    for i in range(len(weights)):
+        for j in range(i + 1, len(weights)):
+            perm = _match(weights[i], weights[j])
+            a, _ = unit_columns(weights[i])
+            b, _ = unit_columns(weights[j][:, perm])
+            vals.append(float(np.mean(np.sum(a * b, axis=0))))
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+@dataclass
+class PathFit:
+    """Result of :func:`fit_path`.
+
+    Attributes
+    ----------
+    grid
+        L1 weights visited, ascending (n_grid,).
+    chosen
+        Index of the chosen L1 weight in ``grid``.
+    fits
+        The full-data problems' fit at every grid value (list of BatchFit).
+    stability
+        Mean pairwise matched cosine of the fold fits at every grid value (n_grid,), or None.
+    heldout_mse
+        Held-out reconstruction MSE (scaled units) per fold and grid value (n_folds, n_grid),
+        or None.
+    """
+
+    grid: np.ndarray
+    chosen: int
+    fits: list
+    stability: np.ndarray | None = None
+    heldout_mse: np.ndarray | None = None
+
+    @property
+    def fit(self) -> BatchFit:
+        return self.fits[self.chosen]
+
+
+def fit_path(
+    x: np.ndarray,
+    starts: np.ndarray,
+    grid: list[float],
+    *,
+    k: int,
+    tied: bool,
+    fold_starts: np.ndarray | None = None,
+    fold_masks: np.ndarray | None = None,
+    stability_tol: float = 5e-4,
+    sample_weight: np.ndarray | None = None,
+    **fit_kw: Any,
+) -> PathFit:
+    """Fit along an ascending path of L1 weights, each fit started from the previous one.
+
+    The L1 penalty is raised step by step (a continuation, as for the lasso path) because a
+    large penalty applied at once can silence a latent for good (a ReLU unit whose input is
+    negative everywhere has no gradient). With ``fold_starts``, cross-validation fits (one
+    per row, trained on the samples where its ``fold_masks`` row is 1) run in the same batch;
+    the chosen L1 weight is then the largest whose stability (mean pairwise matched cosine of
+    the fold fits) is within ``stability_tol`` of the best stability; otherwise the last.
+
+    Parameters
+    ----------
+    x
+        Scaled data (T, N).
+    starts
+        Starting points of the full-data problems (R, P).
+    grid
+        L1 weights, ascending.
+    fold_starts, fold_masks
+        Starting points (F, P) and training masks (F, T) of the cross-validation fits.
+    sample_weight
+        Optional sample weights of the full-data problems (R, T) (resamples).
+    fit_kw
+        Passed to :func:`fit_batched`.
+    """
+    grid = [float(g) for g in grid]
+    n_full = starts.shape[0]
+    t = x.shape[0]
+    layout = _Layout(x.shape[1], k, tied)
+    weights = sample_weight
+    params = starts
+    if fold_starts is not None:
+        params = np.concatenate([starts, fold_starts])
+        main = np.ones((n_full, t)) if sample_weight is None else sample_weight
+        weights = np.concatenate([main, fold_masks])
+    fits, stab, held = [], [], []
+    memory = None
+    for l1 in grid:
+        res = fit_batched(
+            x, params, k=k, tied=tied, l1=l1, sample_weight=weights, memory=memory, **fit_kw
+        )
+        params, memory = res.params, res.memory
+        fits.append(
+            BatchFit(
+                params=res.params[:n_full],
+                loss=res.loss[:n_full],
+                n_iter=res.n_iter[:n_full],
+                n_eval=res.n_eval[:n_full],
+                reason=res.reason[:n_full],
+            )
+        )
+        if fold_starts is not None:
+            fold_w, mse = [], []
+            for f in range(fold_starts.shape[0]):
+                w1, d, b1, b2 = _split(res.params[n_full + f], layout)
+                fold_w.append(d)
+                test = fold_masks[f] == 0
+                xt = x[test]
+                rec = np.maximum(xt @ w1 + b1, 0.0) @ d.T + b2
+                mse.append(float(np.mean((xt - rec) ** 2)) if xt.size else float("nan"))
+            stab.append(mean_pairwise_cosine(fold_w))
+            held.append(mse)
+    if fold_starts is None:
+        return PathFit(grid=np.array(grid), chosen=len(grid) - 1, fits=fits)
+    stability = np.array(stab)
+    best = float(np.nanmax(stability))
+    ok = np.flatnonzero(stability >= best - stability_tol)
+    return PathFit(
+        grid=np.array(grid),
+        chosen=int(ok.max()),
+        fits=fits,
+        stability=stability,
+        heldout_mse=np.array(held).T,
+    )
