@@ -229,6 +229,20 @@ def test_on_disk_emg_gives_the_same_table(tmp_path):
         pd.testing.assert_frame_equal(disk[unit], memory[unit], rtol=1e-9)
 
 
+def test_a_silent_muscle_is_left_untested_and_the_others_are_not():
+    sim = simulate_spikes(
+        n_muscles=3, duration=60.0, effects=np.array([[0.3, 0.0, 0.0]]), random_state=2
+    )
+    x = sim.rectified()
+    x[:, 2] = 0.0  # no EMG at all: no level to normalise by
+    sta = spike_triggered_average(x, sim.spike_times[0], rate=sim.emg.rate)
+    with pytest.warns(RuntimeWarning, match="usable fragments"):
+        table = post_spike_effects(sta)
+    assert list(table["effect"]) == ["PSF", None, None]
+    assert np.isnan(table["p_value"].iloc[2]) and table["n_fragments"].iloc[2] == 0
+    assert table["n_fragments"].iloc[0] == sta.n_used // 100
+
+
 def test_bad_arguments():
     rng = np.random.default_rng(0)
     x = np.abs(rng.standard_normal((20000, 2)))
@@ -240,6 +254,6 @@ def test_bad_arguments():
     sta.source = None
     with pytest.raises(InputError, match="pass emg="):
         post_spike_effects(sta)
-    with pytest.warns(RuntimeWarning, match="fewer than 2 fragments"):
+    with pytest.warns(RuntimeWarning, match="fewer than 2 usable fragments"):
         table = post_spike_effects(sta, emg=x)
     assert table["effect"].isna().all() and table["p_value"].isna().all()

@@ -126,13 +126,35 @@ def _offset_coefficients(
     return uniq, mat
 
 
+def _cumsum_rows(a: np.ndarray, out: np.ndarray, block: int = 256) -> None:
+    """``out[:] = cumsum(a, axis=0)`` in float64, for 2-D C-ordered ``a``.
+
+    NumPy's cumsum down the rows of a (rows, width) array runs at a fraction of memory
+    speed; summing within blocks of rows (inner axis contiguous) and then adding the running
+    block totals is 2-3x faster and gives the same sums up to rounding.
+    """
+    n, width = a.shape
+    full = (n // block) * block
+    if full:
+        view = out[:full].reshape(-1, block, width)
+        np.cumsum(a[:full].reshape(-1, block, width), axis=1, dtype=float, out=view)
+        totals = np.cumsum(view[:, -1, :], axis=0)
+        view[1:] += totals[:-1, None, :]
+    if full < n:
+        np.cumsum(a[full:], axis=0, dtype=float, out=out[full:])
+        if full:
+            out[full:] += out[full - 1]
+
+
 def _comb_cumsum(cs: np.ndarray, step: int) -> np.ndarray:
     """``cc[t] = cs[t] + cs[t - step] + cs[t - 2 step] + ...`` (down to index 0)."""
-    n = cs.shape[0]
+    n, width = cs.shape
     pad = (-n) % step
-    padded = np.concatenate([cs, np.zeros((pad, cs.shape[1]))]) if pad else cs
-    cc = np.cumsum(padded.reshape(-1, step, cs.shape[1]), axis=0).reshape(-1, cs.shape[1])
-    return cc[:n]
+    padded = np.concatenate([cs, np.zeros((pad, width))]) if pad else cs
+    flat = padded.reshape(-1, step * width)
+    cc = np.empty_like(flat)
+    _cumsum_rows(flat, cc)
+    return cc.reshape(-1, width)[:n]
 
 
 def box_stats(
@@ -223,7 +245,7 @@ def box_stats(
         r0 = max(0, c0 + span_lo)
         r1 = min(n_times, int(starts[last - 1]) + span_hi)
         cs = np.zeros((r1 - r0 + 1, n_muscles))
-        np.cumsum(np.asarray(data[r0:r1]), axis=0, dtype=float, out=cs[1:])
+        _cumsum_rows(np.asarray(data[r0:r1]), cs[1:])
         cc = None
         if len(off_c):
             cc = np.concatenate([np.zeros((step, n_muscles)), _comb_cumsum(cs, step)])

@@ -8,20 +8,35 @@ t-test across fragments, and the p-values are Bonferroni-corrected across muscle
 are nearly independent even when windows of neighbouring spikes overlap, so the test's
 variance is honest (a t-test over single spikes is not).
 
-``method="isa"`` (the default): MFA on the **ISA-corrected** sweeps (Davidson et al., J
-Neurosci Methods 163:283, 2007). Each spike's test and baseline window means have subtracted
-from them the same means over its 81 increment-shifted triggers (+-40 ms in 1 ms steps by
-default): its single-spike increment-shifted average. This is the expected value of the
-statistic under uniform dithering of that spike by +-40 ms, the surrogate that keeps slow
+``method="isa"`` (the default): MFA on **ISA-corrected, normalised** per-spike differences
+(Davidson et al., J Neurosci Methods 163:283, 2007). For spike i and muscle m::
+
+    d_i = [test_i - base_i] - mean_j [test_i(j) - base_i(j)]
+    level_i = mean_j [test_i(j) + base_i(j)] / 2
+    statistic_i = d_i / level_i
+
+where ``test_i`` and ``base_i`` are the mean EMG in the test and baseline windows after spike
+i, and ``(j)`` marks the same windows after its increment-shifted triggers (+-40 ms in 1 ms
+steps by default, 81 of them). The subtracted term is the expected test-minus-baseline
+difference when the spike is dithered uniformly by +-40 ms: the surrogate that keeps slow
 co-modulation of firing rate and EMG amplitude (and so the broad humps and ramps it puts into
-an STA) but smears a 10-ms spike-locked effect thinly. A ramp or a curved hump cancels
-(dithering keeps linear trends exactly, and the constant curvature term is removed by the
-paired test-minus-baseline difference), while a real effect loses only the ~1/8 of itself
-that the shifted triggers pick up. The decision uses the fragment t-test alone: no peak
-criterion, which costs power on weak effects in noisy 5 kHz averages. The expectation is
-computed exactly (two cumulative-sum lookups per box), not by drawing surrogates, so it is
-fast and has no Monte Carlo error; ``tests/test_effects.py`` checks it against the mean of
-elephant's ``dither_spikes`` surrogates.
+an STA) but smears a 10-ms spike-locked effect thinly. Dithering keeps linear trends exactly
+and the paired difference removes the constant curvature term, so ramps and broad humps
+cancel, while a real effect loses only the ~1/8 of itself the shifted triggers pick up.
+Dividing by the spike's local EMG level (taken from the shifted triggers only) turns each
+difference into a fraction of the current EMG amplitude, so spikes fired while the muscle is
+strongly active do not dominate the variance: under strong co-modulation this raises the
+power by about the factor ``sqrt(1 + CV^2)`` of the amplitude (1.6x for e-fold swings). The
+fragment means of ``statistic_i`` are tested against 0 (t-test, Bonferroni). No peak
+criterion: it costs power on weak effects in noisy 5 kHz averages. The dithering expectation
+is computed exactly (cumulative sums of cumulative sums: four lookups per window, whatever
+the number of shifts), not by drawing surrogates, so it is fast and free of Monte Carlo
+error; ``tests/test_effects.py`` checks the ISA against the mean STA over elephant's
+``dither_spikes`` surrogates. Measured on :func:`~nwb_synergy.simulate.simulate_spikes`
+(5% effects, ~6,000 spikes, 12 muscles): all planted pairs found and no false positive with
+and without strong co-modulation, where the lab standard has 15% false positives. Limit:
+co-modulation much faster than the ISA span (task signals above ~2-3 Hz, STA humps narrower
+than ~100 ms) is not slow any more and can leak into the test (7% false positives at 3 Hz).
 
 ``method="fragments"`` (lab standard, Takei/Seki conventions): MFA on the raw sweeps, plus the
 requirement that the STA's peak (trough) in the test window exceeds the baseline mean by
@@ -83,21 +98,39 @@ def _lag_range(lags: np.ndarray, win: tuple[float, float], name: str) -> tuple[i
     return int(idx[0]), int(idx[-1])
 
 
-def _fragment_test(d: np.ndarray, size: int) -> tuple[np.ndarray, int]:
-    """Two-sided one-sample t-test of fragment means of ``d`` (n_spikes, n_muscles) against 0."""
-    n = d.shape[0]
+def _fragment_test(d: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two-sided t-test of the fragment means of ``d`` (n_spikes, n_muscles) against 0.
+
+    Spikes are cut, in order, into ``n_spikes // size`` fragments of (about) ``size``
+    consecutive spikes. NaN entries (a spike whose windows do not fit, or a muscle silent
+    around a spike) are left out of their fragment's mean, per muscle.
+
+    Returns p-values, spikes used and fragments used, each (n_muscles,).
+    """
+    n, n_muscles = d.shape
+    valid = ~np.isnan(d)
+    n_spikes = valid.sum(axis=0)
     n_frag = n // size
     if n_frag < 2:
-        return np.full(d.shape[1], np.nan), n_frag
-    bounds = np.linspace(0, n, n_frag + 1).astype(int)
-    means = np.add.reduceat(d, bounds[:-1], axis=0) / np.diff(bounds)[:, None]
-    mu = means.mean(axis=0)
-    sd = means.std(axis=0, ddof=1)
+        return np.full(n_muscles, np.nan), n_spikes, np.zeros(n_muscles, dtype=int)
+    starts = np.linspace(0, n, n_frag + 1).astype(int)[:-1]
+    sums = np.add.reduceat(np.where(valid, d, 0.0), starts, axis=0)
+    counts = np.add.reduceat(valid.astype(float), starts, axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = mu / (sd / np.sqrt(n_frag))
-    p = 2 * stats.t.sf(np.abs(t), n_frag - 1)
-    p = np.where(sd > 0, p, np.where(mu != 0, 0.0, 1.0))
-    return p, n_frag
+        means = np.where(counts > 0, sums / counts, np.nan)
+    used = (counts > 0).sum(axis=0)
+    p = np.full(n_muscles, np.nan)
+    ok = used >= 2
+    if np.any(ok):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mu = np.nanmean(means[:, ok], axis=0)
+            sd = np.nanstd(means[:, ok], axis=0, ddof=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = mu / (sd / np.sqrt(used[ok]))
+        p_ok = 2 * stats.t.sf(np.abs(t), used[ok] - 1)
+        p[ok] = np.where(sd > 0, p_ok, np.where(mu != 0, 0.0, 1.0))
+    return p, n_spikes, used
 
 
 def _signal_for(sta: STAResult, emg: Any) -> SignalInput:
@@ -380,17 +413,19 @@ def _effects_one(
         curve = curve - isa
     if d is None:
         d = _per_spike_difference(signal, starts, t_rng, b_rng, shifts, chunk_bytes, normalize)
-    d = d[~np.isnan(d).any(axis=1)]
-    p, n_frag = _fragment_test(d, int(fragment_size))
-    if n_frag < 2:
+    p, n_spikes, n_frag = _fragment_test(d, int(fragment_size))
+    if np.any(n_frag < 2):
         warnings.warn(
-            f"{d.shape[0]} spikes make fewer than 2 fragments of {fragment_size}: no test",
+            f"{d.shape[0]} spikes make fewer than 2 usable fragments of {fragment_size} "
+            "spikes for some muscles: those are not tested",
             RuntimeWarning,
             stacklevel=2,
         )
     n_tests = n_muscles if correction == "bonferroni" else 1
     p_adj = np.minimum(1.0, p * n_tests)
-    direction = np.sign(d.mean(axis=0)) if d.shape[0] else np.zeros(n_muscles)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        direction = np.nan_to_num(np.sign(np.nanmean(d, axis=0))) if len(d) else np.zeros(n_muscles)
 
     width = int(round(smooth * sta.rate))
     smoothed = uniform_filter1d(curve, size=width, axis=0, mode="nearest") if width > 1 else curve
@@ -435,8 +470,8 @@ def _effects_one(
                 "onset": onset,
                 "peak_latency": latency,
                 "offset": offset,
-                "n_spikes": int(d.shape[0]),
-                "n_fragments": int(n_frag),
+                "n_spikes": int(n_spikes[m]),
+                "n_fragments": int(n_frag[m]),
             }
         )
     table = pd.DataFrame(rows, index=pd.Index(list(sta.muscle_names), name="muscle"))
