@@ -132,6 +132,7 @@ class _Objective:
         self.l2b = float(l2_biases)
         self.l1 = l1  # (n_problems,) tensor, same dtype/device as x
         self.xt = x.T.contiguous()
+        self.x1 = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
         x64 = x.double()
         # per-problem sample weights (n_problems, T): resamples and cross-validation folds
         self.sw = sample_weight
@@ -216,11 +217,13 @@ class _Objective:
     def _gaussian(self, params, idx):
         """Gaussian loss and its gradient by hand (the same numbers as autograd of ``value``).
 
-        With R = Z D^T + b2 - X the residual, the gradients need only (T, K) arrays:
+        With R = Z D^T + b2 - X the residual, the gradients need only (K, T) arrays per problem:
         ``dL/dZ = sw * (Z D^T D + b2^T D - X D) / (T N) + l1 sw / T``, then through the ReLU
         ``dL/dA = dL/dZ * (A > 0)``, ``dL/dW1 = X^T dL/dA``, ``dL/db1 = sum_t dL/dA``;
         ``dL/dD = (D Z^T Z - X^T Z + b2 sum(Z)^T) / (T N)``, ``dL/db2 = (D sum(Z) + T b2 -
-        sum(X)) / (T N)``.
+        sum(X)) / (T N)``. Arrays are laid out (problem, K, time) so that all problems share
+        one matrix product with the data and the per-problem products run over contiguous
+        time; ``[X, 1]`` gives ``X^T Z`` and ``sum(Z)`` in one product.
         """
         torch = self.torch
         lay = self.layout
@@ -228,9 +231,9 @@ class _Objective:
         n, k = lay.n_muscles, lay.k
         r = params.shape[0]
         n_t = self.x.shape[0]
-        # time-major layout (T, r, K): one matrix product over all problems at once
-        a = torch.addmm(b1.reshape(1, r * k), self.x, w1.permute(1, 0, 2).reshape(n, r * k))
-        a = a.view(n_t, r, k)
+        x1 = self.x1  # (T, N + 1): data and a column of ones
+        # A^T = W1^T X^T + b1: (r K, T)
+        a = torch.addmm(b1.reshape(r * k, 1), w1.transpose(1, 2).reshape(r * k, n), self.xt)
         z = torch.relu(a)
         if self.sw is None:
             sw = None
@@ -240,16 +243,18 @@ class _Objective:
             xx, xsum = self.xx, self.xsum
         else:
             dev_idx = idx.to(self.sw.device)
-            sw = self.sw[dev_idx].T.unsqueeze(2)  # (T, r, 1)
+            sw = self.sw[dev_idx].repeat_interleave(k, dim=0)  # (r K, T)
             zw = z * sw
             t = self.n_times[dev_idx]
             t_r = t.to(params.dtype)
             xx, xsum = self.xx[dev_idx], self.xsum[dev_idx]
-        zsum = zw.sum(dim=0)  # (r, K)
-        gram = torch.einsum("trk,trl->rkl", zw, z)  # (r, K, K)
-        cross = (self.xt @ zw.reshape(n_t, r * k)).view(n, r, k).permute(1, 0, 2)  # X^T Z
+        z3, zw3 = z.view(r, k, n_t), zw.view(r, k, n_t)
+        gram = torch.bmm(zw3, z3.transpose(1, 2))  # (r, K, K)
+        cz = (zw @ x1).view(r, k, n + 1)  # Z^T [X, 1]
+        cross = cz[:, :, :n].transpose(1, 2)  # (r, N, K) = X^T Z
+        zsum = cz[:, :, n]  # (r, K)
         d64, b64, zs64 = d.double(), b2.double(), zsum.double()
-        dz = torch.bmm(d64, zs64.unsqueeze(2)).squeeze(2)
+        dz = torch.bmm(d64, zs64.unsqueeze(2)).squeeze(2)  # (r, N) = D sum(Z)
         sse = (
             xx
             - 2.0 * (d64 * cross.double()).sum(dim=(1, 2))
@@ -261,24 +266,20 @@ class _Objective:
         scale = 1.0 / (t_r * n)  # (r,)
         l1 = self.l1[idx.to(self.l1.device)]
         f = (sse / (2.0 * t * n)).to(params.dtype) + l1 * zsum.sum(dim=1) / t_r
-        # gradient with respect to the latents, then through the ReLU and the encoder
-        # dL/dZ = scale * (Z D^T D - X D + b2^T D) + l1 / T, all problems in two products
+        # dL/dZ^T = scale * (D^T D Z^T - D^T X^T + D^T b2) + l1 / T: (r K, T)
         sd = d * scale[:, None, None]
-        dtd = torch.bmm(d.transpose(1, 2), sd)  # (r, K, K), scaled
-        bias = torch.bmm(b2.unsqueeze(1), sd).squeeze(1) + (l1 / t_r)[:, None]  # (r, K)
+        dtd = torch.bmm(sd.transpose(1, 2), d)  # (r, K, K), scaled, symmetric
+        bias = torch.bmm(sd.transpose(1, 2), b2.unsqueeze(2)).squeeze(2) + (l1 / t_r)[:, None]
         gz = torch.addmm(
-            bias.reshape(1, r * k), self.x, sd.permute(1, 0, 2).reshape(n, r * k), alpha=-1.0
+            bias.reshape(r * k, 1), sd.transpose(1, 2).reshape(r * k, n), self.xt, alpha=-1.0
         )
-        if r * k <= 64:  # block-diagonal product: one matrix multiply
-            block = torch.block_diag(*dtd)
-            gz = torch.addmm(gz, z.reshape(n_t, r * k), block).view(n_t, r, k)
-        else:
-            gz = gz.view(n_t, r, k) + torch.einsum("trk,rkl->trl", z, dtd)
+        gz = torch.baddbmm(gz.view(r, k, n_t), dtd, z3).view(r * k, n_t)
         if sw is not None:
             gz = gz * sw
         ga = torch.ops.aten.threshold_backward(gz, a, 0.0)  # gz where a > 0, else 0
-        g_w1 = (self.xt @ ga.reshape(n_t, r * k)).view(n, r, k).permute(1, 0, 2)
-        g_b1 = ga.sum(dim=0)
+        gx = (ga @ x1).view(r, k, n + 1)
+        g_w1 = gx[:, :, :n].transpose(1, 2)  # (r, N, K)
+        g_b1 = gx[:, :, n]
         g_d = (torch.bmm(d, gram) - cross + b2.unsqueeze(2) * zsum.unsqueeze(1)) * scale[
             :, None, None
         ]

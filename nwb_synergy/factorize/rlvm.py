@@ -461,6 +461,7 @@ class RLVM(SynergyModel):
         from ._rlvm_core import _match, _split, unit_columns
 
         best = int(np.argmin(np.where(np.isfinite(res.loss), res.loss, np.inf)))
+        self._params = np.array(res.params[best], dtype=float)  # scaled units, fit order
         w1, d, b1, b2 = _split(res.params[best], layout)
         d_unit, norms = unit_columns(d)
         dead = norms <= 0
@@ -578,21 +579,36 @@ class RLVM(SynergyModel):
         """Refit the model on weighted copies of the data, all in one batch (for bootstraps).
 
         Each row of ``sample_weight`` (n_resamples, n_times) gives how many times every sample
-        enters a resample (a block bootstrap's counts). Every refit uses the fitted model's
-        configuration and its L1 weight ``l1_`` (not chosen again), starts from NMF of its own
-        resample (or at random), and follows the same L1 path; one start per resample.
+        enters a resample (a block bootstrap's counts). Every refit keeps the model's
+        configuration and its L1 weight ``l1_`` (not chosen again) and starts from the fitted
+        solution rotated at random inside the synergy span (an orthogonal map
+        ``expm(A - A^T)``, A Gaussian with SD 0.3), so that a basis the data and penalty do
+        not pin down drifts away while an identified one returns.
 
         Returns
         -------
         ndarray (n_resamples, n_muscles, n_synergies)
             Unit-norm synergies of every refit, columns matched to ``weights_``.
         """
-        from ._rlvm_core import _Layout, _match, _seed, _split, fit_path, unit_columns
+        from ._rlvm_core import (
+            _Layout,
+            _match,
+            _seed,
+            _split,
+            fit_batched,
+            rotate_starts,
+            unit_columns,
+        )
 
         self._check_fitted()
         data = self._check_data(emg)
         sw = np.asarray(sample_weight, dtype=float)
-        if sw.ndim != 2 or sw.shape[1] != data.shape[0] or np.any(sw < 0) or np.any(sw.sum(1) <= 0):
+        if (
+            sw.ndim != 2
+            or sw.shape[1] != data.shape[0]
+            or np.any(sw < 0)
+            or np.any(sw.sum(axis=1) <= 0)
+        ):
             raise InputError(
                 f"sample_weight must be non-negative counts of shape (n_resamples, "
                 f"{data.shape[0]}) with positive rows, got shape {sw.shape}",
@@ -600,23 +616,14 @@ class RLVM(SynergyModel):
             )
         x = data / self.scale_
         k = self.n_synergies_
-        seed = _seed(random_state)
-        starts = []
-        for b in range(sw.shape[0]):
-            rep = np.repeat(np.arange(x.shape[0]), np.round(sw[b]).astype(int))
-            starts.append(self._starts(x[rep], k, 1, seed + 104729 * (b + 1), rotate_first=True))
-        path = fit_path(
-            x,
-            np.concatenate(starts),
-            self._path(self.l1_),
-            k=k,
-            tied=bool(self.tied),
-            **self._fit_kw(),
-            sample_weight=sw,
-        )
         layout = _Layout(x.shape[1], k, bool(self.tied))
+        starts = np.repeat(self._params[None], sw.shape[0], axis=0)
+        starts = rotate_starts(starts, layout, _seed(random_state), keep_first=False)
+        res = fit_batched(
+            x, starts, k=k, tied=bool(self.tied), l1=self.l1_, sample_weight=sw, **self._fit_kw()
+        )
         out = []
         for b in range(sw.shape[0]):
-            d = unit_columns(_split(path.fit.params[b], layout)[1])[0]
+            d = unit_columns(_split(res.params[b], layout)[1])[0]
             out.append(d[:, _match(self.weights_, d)])
         return np.stack(out)
