@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..signals import EMG
 from ._gather import CHUNK_BYTES, GatherJob, run_jobs
 from ._inputs import SignalInput, as_signal, as_spikes, as_window, window_index
 
@@ -143,8 +144,10 @@ class STAResult:
     parameters
         Arguments of the call, for provenance.
     source
-        The EMG samples (not copied) for per-spike statistics in
-        :func:`~nwb_synergy.sta.post_spike_effects`; None when not available.
+        The EMG that was averaged (not copied): the :class:`~nwb_synergy.EMG` itself when one
+        was given (its history and NWB source then travel with the result), else the samples
+        with their rate; read again for per-spike statistics in
+        :func:`~nwb_synergy.sta.post_spike_effects`. None when not available.
     """
 
     mean: np.ndarray
@@ -410,7 +413,7 @@ def spike_triggered_averages(
             isa_step=float(isa_step),
             trend=trend,
             parameters=dict(parameters),
-            source=signal,
+            source=emg if isinstance(emg, EMG) else signal,
         )
     return results
 

@@ -148,7 +148,7 @@ def _signal_for(sta: STAResult, emg: Any) -> SignalInput:
             "per-spike statistics need the EMG the STA was computed from: pass emg=...",
             obj="sta",
         )
-    return sta.source
+    return as_signal(sta.source, sta.rate, sta.t_start)
 
 
 def _per_spike_difference(
