@@ -10,9 +10,14 @@ Steps (each optional through the arguments):
 1. read the EMG (any of the three layouts, in volts) and, when STAs are asked, the Units;
 2. condition the EMG into envelopes (high-pass 50 Hz, rectify, low-pass 20 Hz, 100 Hz,
    minimum subtracted, each muscle divided by its maximum);
-3. extract synergies with each method (NMF, RLVM), the number chosen by the model-order rule
-   when ``n_synergies="auto"`` (each method chooses its own: NMF needs one more synergy than
-   RLVM to represent tonic activity that RLVM's offset absorbs);
+3. extract synergies with each method (NMF, RLVM). With ``n_synergies="auto"`` NMF chooses K
+   by the model-order rule (``selection``, musclesyneRgies's linear fit of the R^2 curve by
+   default), and RLVM, far too slow to fit once per candidate K, is fitted with NMF's K; the
+   RLVM latents that its L1 penalty switches off entirely (zero on every sample) are then
+   dropped. This matters: NMF has no offset, so it spends a synergy on the tonic activity of
+   the muscles that NegCps inhibit, which RLVM's offset carries instead, and RLVM ends with
+   one synergy fewer (e.g. 4 true synergies: NMF 5, RLVM 4). When RLVM runs alone, it
+   chooses its own K with the rule;
 4. compare the two sets (matched cosine, principal angles) and flag the negative components
    (NegCps) of the RLVM synergies with their statistical guard;
 5. spike-triggered averages of the high-passed, rectified EMG at the full rate for every unit,
@@ -377,6 +382,48 @@ def _make_model(method: str, n_synergies: int | str, random_state: int, options:
     return RLVM(n_synergies=n_synergies, random_state=random_state, **dict(options))
 
 
+_K_ATTRIBUTES = {  # fitted attributes of RLVM with a synergy axis, and that axis
+    "weights_": 1,
+    "activations_": 1,
+    "encoder_weights_": 1,
+    "encoder_bias_": 0,
+    "restart_weights_": 2,
+}
+
+
+def _drop_silent_latents(model, tol: float = 1e-12):
+    """A copy of a fitted RLVM without the latents that are zero on every training sample.
+
+    Such a latent contributes nothing to the reconstruction (the fit measures do not change);
+    it is what the L1 penalty does to a synergy the data do not need. Returns the model (the
+    same object when nothing is dropped) and the dropped column indices.
+    """
+    import copy
+
+    acts = np.asarray(model.activations_)
+    top = acts.max(axis=0)
+    silent = np.flatnonzero(top <= tol * max(float(top.max()), 1e-300))
+    if silent.size == 0 or silent.size == acts.shape[1]:
+        return model, []
+    keep = np.setdiff1d(np.arange(acts.shape[1]), silent)
+    pruned = copy.copy(model)
+    for name, axis in _K_ATTRIBUTES.items():
+        value = getattr(model, name, None)
+        if isinstance(value, np.ndarray) and value.ndim > axis:
+            setattr(pruned, name, np.take(value, keep, axis=axis))
+    pruned.n_synergies_ = int(keep.size)
+    original = model.provenance
+
+    def provenance() -> dict:
+        out = original()
+        out["n_synergies"] = int(keep.size)
+        out["silent_latents_dropped"] = [int(i) for i in silent]
+        return out
+
+    pruned.provenance = provenance
+    return pruned, [int(i) for i in silent]
+
+
 def _add_negcp_columns(table, negcps, n_synergies: int) -> None:
     mask = np.asarray(_attr(negcps, "mask", "negative_mask", "flags"), dtype=bool)
     if mask.shape != (len(table), n_synergies):
@@ -531,7 +578,7 @@ def analyze_session(
     random_state: int = 0,
     progress: bool = True,
     conditioning: Mapping[str, Any] | None = None,
-    selection: str = "vaf",
+    selection: str = "linear_fit",
     nmf_options: Mapping[str, Any] | None = None,
     rlvm_options: Mapping[str, Any] | None = None,
     negcp_options: Mapping[str, Any] | None = None,
@@ -567,7 +614,9 @@ def analyze_session(
         Keyword arguments of :func:`~nwb_synergy.condition_emg` (default
         :data:`DEFAULT_CONDITIONING`).
     selection
-        Model-order rule for ``"auto"``: "vaf" (90% VAF), "linear_fit", "shuffle" or "cv".
+        Model-order rule for ``"auto"``: "linear_fit" (default: musclesyneRgies's rule, the
+        smallest K from which the centered R^2 curve is a straight line), "vaf" (90% VAF),
+        "shuffle" or "cv" (see :func:`~nwb_synergy.select_n_synergies`).
     nmf_options, rlvm_options
         Extra keyword arguments of :class:`~nwb_synergy.NMF` and :class:`~nwb_synergy.RLVM`.
     negcp_options
@@ -656,9 +705,28 @@ def analyze_session(
             if methods:
                 env = steps.run("condition EMG", condition_emg, raw, **cond)
                 results.envelope = env
+                k_for = {m: n_synergies for m in methods}
+                if n_synergies == "auto" and "nmf" in methods and "rlvm" in methods:
+                    # RLVM is too slow to fit once per candidate K: it gets NMF's choice,
+                    # then drops the latents its L1 penalty switched off (see the docstring)
+                    nmf = _make_model("nmf", "auto", random_state, options["nmf"])
+                    results.models["nmf"] = steps.run("NMF synergies", nmf.fit, env)
+                    k_for["rlvm"] = int(results.models["nmf"].weights_.shape[1])
+                    options["rlvm"].pop("selection", None)
                 for m in methods:
-                    model = _make_model(m, n_synergies, random_state, options[m])
+                    if m in results.models:
+                        continue
+                    model = _make_model(m, k_for[m], random_state, options[m])
                     results.models[m] = steps.run(f"{m.upper()} synergies", model.fit, env)
+                if "rlvm" in results.models:
+                    model, dropped = _drop_silent_latents(results.models["rlvm"])
+                    if dropped:
+                        results.models["rlvm"] = model
+                        results.notes.append(
+                            f"RLVM: {len(dropped)} of {k_for['rlvm']} latent(s) never active on "
+                            f"the data (switched off by the L1 penalty) dropped; "
+                            f"{model.weights_.shape[1]} synergies kept"
+                        )
                 if "nmf" in results.models and "rlvm" in results.models:
                     from .compare import compare_synergies
 
