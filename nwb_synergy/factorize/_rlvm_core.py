@@ -423,7 +423,7 @@ def fit_batched(
     dt = _resolve_dtype(dtype)
     layout = _Layout(x.shape[1], k, tied)
     xt = torch.as_tensor(np.ascontiguousarray(x), dtype=dt, device=dev)
-    l1v = np.broadcast_to(np.asarray(l1, dtype=float), (x0.shape[0],))
+    l1v = np.array(np.broadcast_to(np.asarray(l1, dtype=float), (x0.shape[0],)))
     obj = _Objective(
         xt,
         layout,
