@@ -424,6 +424,19 @@ def _drop_silent_latents(model, tol: float = 1e-12):
     return pruned, [int(i) for i in silent]
 
 
+def _drop_negcp_columns(negcps, dropped: list[int], k: int):
+    """The NegCp result without the synergy columns ``dropped`` (see _drop_silent_latents)."""
+    import dataclasses
+
+    keep = np.setdiff1d(np.arange(k), dropped)
+    changes = {}
+    for f in dataclasses.fields(negcps):
+        value = getattr(negcps, f.name)
+        if isinstance(value, np.ndarray) and value.ndim >= 2 and value.shape[-1] == k:
+            changes[f.name] = np.take(value, keep, axis=-1)
+    return dataclasses.replace(negcps, **changes)
+
+
 def _add_negcp_columns(table, negcps, n_synergies: int) -> None:
     mask = np.asarray(_attr(negcps, "mask", "negative_mask", "flags"), dtype=bool)
     if mask.shape != (len(table), n_synergies):
@@ -719,30 +732,32 @@ def analyze_session(
                     model = _make_model(m, k_for[m], random_state, options[m])
                     results.models[m] = steps.run(f"{m.upper()} synergies", model.fit, env)
                 if "rlvm" in results.models:
-                    model, dropped = _drop_silent_latents(results.models["rlvm"])
+                    from .negcp import negative_components
+
+                    full = results.models["rlvm"]
+                    negcps = steps.run(
+                        "NegCps",
+                        negative_components,
+                        full,
+                        env,
+                        random_state=random_state,
+                        **dict(negcp_options or {}),
+                    )
+                    model, dropped = _drop_silent_latents(full)
                     if dropped:
                         results.models["rlvm"] = model
+                        negcps = _drop_negcp_columns(negcps, dropped, full.weights_.shape[1])
                         results.notes.append(
-                            f"RLVM: {len(dropped)} of {k_for['rlvm']} latent(s) never active on "
-                            f"the data (switched off by the L1 penalty) dropped; "
+                            f"RLVM: {len(dropped)} of {full.weights_.shape[1]} latent(s) never "
+                            "active on the data (switched off by the L1 penalty) dropped; "
                             f"{model.weights_.shape[1]} synergies kept"
                         )
+                    results.negcps = negcps
                 if "nmf" in results.models and "rlvm" in results.models:
                     from .compare import compare_synergies
 
                     results.comparison = compare_synergies(
                         results.models["nmf"].weights_, results.models["rlvm"].weights_
-                    )
-                if "rlvm" in results.models:
-                    from .negcp import negative_components
-
-                    results.negcps = steps.run(
-                        "NegCps",
-                        negative_components,
-                        results.models["rlvm"],
-                        env,
-                        random_state=random_state,
-                        **dict(negcp_options or {}),
                     )
 
             if do_sta:
