@@ -524,6 +524,7 @@ def read_results(path: str | Path) -> dict:
                             else np.asarray(obj.variance_accounted_for[:], dtype=float)
                         ),
                         "model_order": prov.get("fit", {}).get("model_order"),
+                        "has_offset": bool(np.any(obj.offset_array() != 0)),
                         "activations": None,
                     }
                     act = activations.get(name)
@@ -641,7 +642,13 @@ def report(
             lab: syn[lab]["weights"] for lab in labels if syn[lab]["muscle_names"] == muscles
         }
         negcps = {lab: syn[lab]["negcp"] for lab in weights if syn[lab]["negcp"] is not None}
-        vafs = {lab: syn[lab]["vaf"] for lab in weights if syn[lab]["vaf"] is not None}
+        # per-synergy VAF only for methods without an offset: with one (RLVM), each synergy's
+        # "VAF alone" includes the offset's share and is not comparable
+        vafs = {
+            lab: syn[lab]["vaf"]
+            for lab in weights
+            if syn[lab]["vaf"] is not None and not syn[lab]["has_offset"]
+        }
         title = "Synergy weights: " + ", ".join(lab.upper() for lab in weights)
         title += " (NegCps: red star)"
         save(
