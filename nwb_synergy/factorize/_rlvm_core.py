@@ -122,8 +122,11 @@ class _Objective:
         l2_biases: float,
         l1,
         sample_weight=None,
+        tile_elems: int = 1 << 15,
     ):
         torch = _torch()
+        #: elements (problems x K x samples) per time tile of the Gaussian pass
+        self.tile_elems = int(tile_elems)
         self.torch = torch
         self.x = x  # (T, N) tensor
         self.layout = layout
@@ -221,9 +224,11 @@ class _Objective:
         ``dL/dZ = sw * (Z D^T D + b2^T D - X D) / (T N) + l1 sw / T``, then through the ReLU
         ``dL/dA = dL/dZ * (A > 0)``, ``dL/dW1 = X^T dL/dA``, ``dL/db1 = sum_t dL/dA``;
         ``dL/dD = (D Z^T Z - X^T Z + b2 sum(Z)^T) / (T N)``, ``dL/db2 = (D sum(Z) + T b2 -
-        sum(X)) / (T N)``. Arrays are laid out (problem, K, time) so that all problems share
-        one matrix product with the data and the per-problem products run over contiguous
-        time; ``[X, 1]`` gives ``X^T Z`` and ``sum(Z)`` in one product.
+        sum(X)) / (T N)``. Everything that depends on time is accumulated in one pass over
+        tiles of samples (so the working set stays in cache): ``Z^T Z``, ``Z^T [X, 1]`` (which
+        holds ``X^T Z`` and ``sum(Z)``) and ``dL/dA^T [X, 1]`` (which holds ``dL/dW1`` and
+        ``dL/db1``). Arrays are laid out (problem x K, time) so that all problems share one
+        matrix product with the data.
         """
         torch = self.torch
         lay = self.layout
@@ -231,26 +236,55 @@ class _Objective:
         n, k = lay.n_muscles, lay.k
         r = params.shape[0]
         n_t = self.x.shape[0]
-        x1 = self.x1  # (T, N + 1): data and a column of ones
-        # A^T = W1^T X^T + b1: (r K, T)
-        a = torch.addmm(b1.reshape(r * k, 1), w1.transpose(1, 2).reshape(r * k, n), self.xt)
-        z = torch.relu(a)
+        rk = r * k
         if self.sw is None:
-            sw = None
-            zw = z
+            sw_all = None
             t = self.n_times
             t_r = torch.full((r,), t, dtype=params.dtype, device=params.device)
             xx, xsum = self.xx, self.xsum
         else:
             dev_idx = idx.to(self.sw.device)
-            sw = self.sw[dev_idx].repeat_interleave(k, dim=0)  # (r K, T)
-            zw = z * sw
+            sw_all = self.sw[dev_idx]  # (r, T)
             t = self.n_times[dev_idx]
             t_r = t.to(params.dtype)
             xx, xsum = self.xx[dev_idx], self.xsum[dev_idx]
-        z3, zw3 = z.view(r, k, n_t), zw.view(r, k, n_t)
-        gram = torch.bmm(zw3, z3.transpose(1, 2))  # (r, K, K)
-        cz = (zw @ x1).view(r, k, n + 1)  # Z^T [X, 1]
+        scale = 1.0 / (t_r * n)  # (r,)
+        l1 = self.l1[idx.to(self.l1.device)]
+        # what the pass over time needs: encoder, and dL/dZ^T = M X^T + bias + DtD Z^T
+        enc = w1.transpose(1, 2).reshape(rk, n)
+        enc_b = b1.reshape(rk, 1)
+        sd = d * scale[:, None, None]
+        dtd = torch.bmm(sd.transpose(1, 2), d)  # (r, K, K), scaled, symmetric
+        m_x = -sd.transpose(1, 2).reshape(rk, n)
+        g_bias = torch.bmm(sd.transpose(1, 2), b2.unsqueeze(2)).squeeze(2) + (l1 / t_r)[:, None]
+        g_bias = g_bias.reshape(rk, 1)
+        gram = torch.zeros((r, k, k), dtype=params.dtype, device=params.device)
+        cz = torch.zeros((rk, n + 1), dtype=params.dtype, device=params.device)
+        gx = torch.zeros_like(cz)
+        tile = max(256, self.tile_elems // max(rk, 1))
+        for start in range(0, n_t, tile):
+            stop = min(n_t, start + tile)
+            width = stop - start
+            xt = self.xt[:, start:stop]  # (N, width)
+            x1 = self.x1[start:stop]  # (width, N + 1)
+            a = torch.addmm(enc_b, enc, xt)  # A^T (rK, width)
+            z = torch.relu(a)
+            z3 = z.view(r, k, width)
+            gz = torch.addmm(g_bias, m_x, xt)
+            gz = torch.baddbmm(gz.view(r, k, width), dtd, z3).view(rk, width)
+            if sw_all is None:
+                gram.baddbmm_(z3, z3.transpose(1, 2))
+                cz.addmm_(z, x1)
+            else:
+                sw = sw_all[:, start:stop].repeat_interleave(k, dim=0)  # (rK, width)
+                zw = z * sw
+                gram.baddbmm_(zw.view(r, k, width), z3.transpose(1, 2))
+                cz.addmm_(zw, x1)
+                gz = gz * sw
+            ga = torch.ops.aten.threshold_backward(gz, a, 0.0)  # gz where a > 0, else 0
+            gx.addmm_(ga, x1)
+        cz = cz.view(r, k, n + 1)
+        gx = gx.view(r, k, n + 1)
         cross = cz[:, :, :n].transpose(1, 2)  # (r, N, K) = X^T Z
         zsum = cz[:, :, n]  # (r, K)
         d64, b64, zs64 = d.double(), b2.double(), zsum.double()
@@ -263,21 +297,7 @@ class _Objective:
             + 2.0 * (b64 * dz).sum(dim=1)
             + t * (b64 * b64).sum(dim=1)
         )
-        scale = 1.0 / (t_r * n)  # (r,)
-        l1 = self.l1[idx.to(self.l1.device)]
         f = (sse / (2.0 * t * n)).to(params.dtype) + l1 * zsum.sum(dim=1) / t_r
-        # dL/dZ^T = scale * (D^T D Z^T - D^T X^T + D^T b2) + l1 / T: (r K, T)
-        sd = d * scale[:, None, None]
-        dtd = torch.bmm(sd.transpose(1, 2), d)  # (r, K, K), scaled, symmetric
-        bias = torch.bmm(sd.transpose(1, 2), b2.unsqueeze(2)).squeeze(2) + (l1 / t_r)[:, None]
-        gz = torch.addmm(
-            bias.reshape(r * k, 1), sd.transpose(1, 2).reshape(r * k, n), self.xt, alpha=-1.0
-        )
-        gz = torch.baddbmm(gz.view(r, k, n_t), dtd, z3).view(r * k, n_t)
-        if sw is not None:
-            gz = gz * sw
-        ga = torch.ops.aten.threshold_backward(gz, a, 0.0)  # gz where a > 0, else 0
-        gx = (ga @ x1).view(r, k, n + 1)
         g_w1 = gx[:, :, :n].transpose(1, 2)  # (r, N, K)
         g_b1 = gx[:, :, n]
         g_d = (torch.bmm(d, gram) - cross + b2.unsqueeze(2) * zsum.unsqueeze(1)) * scale[
