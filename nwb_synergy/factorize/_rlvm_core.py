@@ -727,8 +727,12 @@ def fit_path(
     if fold_starts is None:
         return PathFit(grid=np.array(grid), chosen=len(grid) - 1, fits=fits)
     stability = np.array(stab)
-    best = float(np.nanmax(stability))
-    ok = np.flatnonzero(stability >= best - stability_tol)
+    finite = np.isfinite(stability)
+    if finite.any():
+        best = float(np.max(stability[finite]))
+        ok = np.flatnonzero(finite & (stability >= best - stability_tol))
+    else:  # no usable fold fits (e.g. K = 1 with identical folds): the smallest weight
+        ok = np.array([0])
     return PathFit(
         grid=np.array(grid),
         chosen=int(ok.max()),
