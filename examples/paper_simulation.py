@@ -168,10 +168,12 @@ def plot(summary: list[dict[str, Any]], out: Path) -> list[Path]:
             y = np.array([p[key] if p else np.nan for p in pts])
             sd = np.array([p[key + "_sd"] if p else np.nan for p in pts])
             shift = (j - 1) * 0.08
+            top = 1.0 if key != "vaf" else np.inf  # bounded measures: bars stop at 1
+            yerr = np.vstack([sd, np.minimum(sd, np.clip(top - y, 0, None))])
             ax.errorbar(
                 xpos + shift,
                 y,
-                yerr=sd,
+                yerr=yerr,
                 marker="o",
                 ms=4,
                 capsize=3,
