@@ -20,7 +20,9 @@ the same iteration budget (1000) and tolerances. The data are divided by their R
 median over restarts) are printed with the times. The reference model is flat along rotations
 of its synergies, so two solvers end at different points of equal loss; their loss
 distributions are what should agree. Peak memory is the rise of the process's peak resident
-set (``VmHWM``, reset through ``/proc/self/clear_refs``) during each run.
+set (``VmHWM``, reset through ``/proc/self/clear_refs``) during each run; memory that an earlier
+run freed but the allocator kept is reused without a rise, so the runs are ordered ours first
+(measured on a clean process), and the later ones may be understated.
 
 Run: ``python benchmarks/bench_rlvm.py [--config reference|default] [--threads 1]``.
 """
