@@ -58,4 +58,5 @@ def test_quickstart(tmp_path, capsys):
     assert (rlvm.weights_ < 0).any()
     assert np.asarray(out["negcps"].mask).sum() >= 1
     assert out["results"].stas and (tmp_path / "results.nwb").exists()
+    assert set(out["results"].models) == {"nmf"}  # --fast: NMF only on the session
     assert len(out["figures"]) >= 5
