@@ -54,6 +54,28 @@ def _n_synergies(text: str) -> int | str:
     return value
 
 
+def _l1(text: str) -> float | str:
+    if text == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a weight >= 0, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def _methods(text: str) -> tuple[str, ...]:
     return ("nmf", "rlvm") if text == "both" else (text,)
 
@@ -122,6 +144,22 @@ def _add_synergy_options(parser: argparse.ArgumentParser, *, default_method: str
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="random seed of the factorisations (default: 0)"
+    )
+    parser.add_argument(
+        "--l1",
+        type=_l1,
+        default="auto",
+        metavar="auto|WEIGHT",
+        help="RLVM's L1 penalty on the activations; 'auto' chooses it by cross-validated "
+        "stability (default: auto; a fixed weight is much faster)",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=_non_negative_int,
+        default=50,
+        metavar="N",
+        help="block-bootstrap refits testing each RLVM NegCp (default: 50; 0 keeps only the "
+        "threshold and restart-consistency guards)",
     )
 
 
@@ -311,6 +349,10 @@ def _cmd_convert(args: argparse.Namespace, progress: bool) -> str:
     return f"wrote {path}"
 
 
+def _rlvm_options(args: argparse.Namespace) -> dict:
+    return {"rlvm_options": {"l1": args.l1}, "negcp_options": {"n_boot": args.bootstrap}}
+
+
 def _dispatch(args: argparse.Namespace, progress: bool) -> str:
     if args.command == "demo":
         return _cmd_demo(args, progress)
@@ -322,6 +364,7 @@ def _dispatch(args: argparse.Namespace, progress: bool) -> str:
             n_synergies=args.n_synergies,
             sta=False,
             random_state=args.seed,
+            **_rlvm_options(args),
         )
     if args.command == "sta":
         return _cmd_analyze(args, progress, methods=(), sta=True)
@@ -333,6 +376,7 @@ def _dispatch(args: argparse.Namespace, progress: bool) -> str:
             n_synergies=args.n_synergies,
             sta=not args.no_sta,
             random_state=args.seed,
+            **_rlvm_options(args),
         )
     if args.command == "report":
         return _cmd_report(args, progress)

@@ -214,7 +214,8 @@ def run_demo(
     out
         Folder for the files (created; the demo's own files in it are replaced).
     fast
-        A shorter session (60 s instead of 180 s) and fewer permutations: for tests.
+        A shorter session (60 s instead of 180 s), fewer permutations and the STA figures of
+        four units only: for tests.
     random_state
         Seed of the simulation and of the analysis.
     figures
@@ -255,7 +256,8 @@ def run_demo(
         from .plot import report
 
         fig_dir = out / "figures"
-        written = report(results_path, fig_dir)
+        # fast: the STA grids of four units only (those with effects first)
+        written = report(results_path, fig_dir, max_units=4 if fast else None)
         paths["figures"] = fig_dir
         paths["n_figures"] = len(written)
     scores = score_against_truth(session, results)

@@ -73,6 +73,8 @@ def test_top_level_help_lists_commands_and_exit_codes(capsys):
         ["extract", "x.nwb", "--n-synergies", "0"],
         ["extract", "x.nwb", "--method", "pca"],
         ["analyze", "x.nwb", "--quiet", "--verbose"],
+        ["analyze", "x.nwb", "--l1", "-1"],
+        ["extract", "x.nwb", "--bootstrap", "many"],
     ],
 )
 def test_usage_errors_exit_2(argv, capsys):
@@ -362,6 +364,8 @@ def test_second_analyze_refuses_then_replaces_without_duplicates(demo, capsys):
     assert code == EXIT_EXISTS
     assert "results already present" in one_error_line(err)
     assert results.read_bytes() == before_bytes
-    code, _, err = run(["analyze", results, "-q", "--overwrite"], capsys)
+    # a fixed L1 weight and no NegCp bootstrap: the same analysis in seconds, not minutes
+    fast = ["--l1", "0.1", "--bootstrap", "0"]
+    code, _, err = run(["analyze", results, "-q", "--overwrite", *fast], capsys)
     assert code == EXIT_OK, err
     assert objects() == before_objects
