@@ -152,46 +152,44 @@ def format_summary(session, results, scores: dict[str, Any], paths: dict[str, An
     if paths.get("figures"):
         lines.append(f"  figures  {paths['figures']}/ ({paths['n_figures']} files)")
     lines.append("")
-    lines.append("                          found         planted")
+
+    def row(label: str, found: str, planted: str = "") -> None:
+        lines.append(f"  {label:<27}{found:<34}{planted}".rstrip())
+
+    row("", "found", "planted")
+    for name in ("nmf", "rlvm"):
+        if name in scores:
+            row(f"synergies, {name.upper()}", f"K = {scores[name]['k']}", f"K = {scores['k_true']}")
     for name in ("nmf", "rlvm"):
         if name in scores:
             s = scores[name]
-            extra = ""
-            if name == "nmf" and s["k"] == scores["k_true"] + 1:
-                extra = "  (NMF has no offset: one synergy goes to tonic activity)"
-            lines.append(
-                f"  synergies, {name.upper():<5}        K = {s['k']:<9d} "
-                f"K = {scores['k_true']}{extra}"
-            )
-    for name in ("nmf", "rlvm"):
-        if name in scores:
-            s = scores[name]
-            lines.append(
-                f"  match to truth, {name.upper():<5}   cosine {s['matched_cosine']:.3f}, "
-                f"subspace {s['subspace_similarity']:.3f}"
+            row(
+                f"match to truth, {name.upper()}",
+                f"cosine {s['matched_cosine']:.3f}, subspace {s['subspace_similarity']:.3f}",
             )
     neg = scores["negcp"]
     if "rlvm" in scores:
-        lines.append(
-            f"  NegCps (RLVM)             {neg['found']} ({neg['correct']} correct)  "
-            f"{neg['planted']}"
-        )
+        row("NegCps, RLVM", f"{neg['found']} ({neg['correct']} correct)", str(neg["planted"]))
     if "nmf" in scores:
-        lines.append("  NegCps (NMF)              0 (cannot be negative)")
+        row("NegCps, NMF", "0 (cannot be negative)", str(neg["planted"]))
     eff = scores["effects"]
-    lines.append(
-        f"  units with effects        {eff['units_found']:<13d} {eff['units_planted']} "
-        f"(of {eff['n_units']} units)"
+    row(
+        "units with effects",
+        f"{eff['units_found']} of {eff['n_units']}",
+        f"{eff['units_planted']} of {eff['n_units']}",
     )
-    lines.append(
-        f"  unit-muscle effects       {eff['found']} of the planted, {eff['false']} false, "
-        f"{eff['wrong_sign']} wrong sign   {eff['planted']}"
+    row(
+        "unit-muscle effects",
+        f"{eff['found']} right, {eff['wrong_sign']} wrong sign, {eff['false']} false",
+        str(eff["planted"]),
     )
     p = scores["correspondence_p"]
     if p is not None:
+        row("NegCp-PSpS correspondence", f"p = {p:.2g}", "NegCp muscles = suppressed ones")
+    if "nmf" in scores and scores["nmf"]["k"] == scores["k_true"] + 1:
         lines.append(
-            f"  NegCp-PSpS correspondence p = {p:.3g}     (planted: inhibitory units suppress the "
-            "NegCp muscles)"
+            "  (NMF has no offset: its extra synergy carries the tonic activity of the muscles "
+            "that NegCps inhibit)"
         )
     for note in results.notes:
         lines.append(f"  note: {note}")

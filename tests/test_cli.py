@@ -302,10 +302,10 @@ def test_demo_writes_files_and_compares_with_truth(demo):
     for needle in (
         "synergies, NMF",
         "synergies, RLVM",
-        "match to truth",
-        "NegCps (RLVM)",
+        "match to truth, RLVM",
+        "NegCps, RLVM",
         "units with effects",
-        "NegCp-PSpS correspondence p =",
+        "NegCp-PSpS correspondence  p = ",
         "wall time",
     ):
         assert needle in text, text
