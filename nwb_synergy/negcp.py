@@ -45,7 +45,9 @@ class NegativeComponents:
     mask
         NegCps that pass every test, bool (n_muscles, n_synergies).
     candidates
-        Weights below ``-threshold`` times the largest absolute weight of their synergy.
+        Weights below ``-threshold`` times the largest absolute weight of their synergy (in
+        synergies that are active: a latent the L1 penalty silenced, ``activity_ == 0``, has
+        none).
     relative
         Weights divided by the largest absolute weight of their synergy (n_muscles, K).
     restart_fraction
@@ -282,6 +284,9 @@ def negative_components(
     n_muscles, k = weights.shape
     rel = relative_weights(weights)
     cand = rel < -threshold
+    activity = getattr(model_or_weights, "activity_", None) if is_model else None
+    if activity is not None:  # a silenced latent's weights mean nothing
+        cand &= (np.asarray(activity, dtype=float) > 0)[None, :]
     nan = np.full((n_muscles, k), np.nan)
     rng = np.random.default_rng(random_state)
 

@@ -282,6 +282,22 @@ def test_float32_and_poisson_options():
     assert compare_synergies(sim.weights, p).subspace_similarity > 0.9
 
 
+def test_extra_latent_is_silenced_exactly_and_threads_are_restored():
+    sim = simulate_synergies(10, 3, 1500, snr_db=25.0, random_state=14)
+    before = torch.get_num_threads()
+    model = RLVM(4, l1=0.1, n_threads=1, random_state=0).fit(sim.emg)
+    assert torch.get_num_threads() == before
+    # one latent too many: the L1 penalty switches it off, and it is exactly zero
+    assert model.activity_.shape == (4,)
+    assert model.activity_[-1] == 0.0 and np.all(model.activity_[:3] > 0.05)
+    np.testing.assert_array_equal(model.activations_[:, -1], 0.0)
+    np.testing.assert_allclose(model.activity_.sum(), 1.0)
+    active = compare_synergies(sim.weights, model.weights_[:, :3])
+    assert active.mean_cosine > 0.97
+    res = negative_components(model)  # a silenced synergy has no NegCp candidates
+    assert not res.candidates[:, -1].any()
+
+
 def test_auto_number_of_synergies():
     sim = simulate_synergies(8, 3, 1000, snr_db=25.0, negative=False, random_state=13)
     model = RLVM(

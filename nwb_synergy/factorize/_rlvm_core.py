@@ -11,6 +11,7 @@ only) the encoder W1 (N, K), then b1 (K,), then b2 (N,). The reconstruction is
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,21 @@ def _resolve_device(device: Any):
     if dev.type not in ("cpu", "cuda"):
         raise InputError(f"device must be 'cpu' or 'cuda', got {device!r}", obj="device")
     return dev
+
+
+@contextmanager
+def torch_threads(n_threads: int | None):
+    """Run with ``n_threads`` PyTorch intra-op threads (None: leave the setting), then restore."""
+    torch = _torch()
+    if n_threads is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def _resolve_dtype(dtype: Any):

@@ -66,6 +66,8 @@ from .base import SynergyModel, as_emg_array, check_n_synergies
 LOSSES = ("gaussian", "poisson")
 INITS = ("nmf", "random")
 LATENTS = ("encoder", "refit")
+#: share of the activation energy below which a latent is treated as silent (set to zero)
+SILENT_SHARE = 1e-8
 #: L1 weights searched by ``l1="auto"`` (per unit of the RMS-normalised data)
 DEFAULT_L1_GRID = (0.003, 0.01, 0.03, 0.1, 0.3)
 
@@ -120,6 +122,12 @@ class RLVM(SynergyModel):
         ``"cpu"`` or ``"cuda"`` (an InputError when no GPU is visible).
     dtype
         ``"float64"`` (default) or ``"float32"`` (faster, on GPUs especially).
+    n_threads
+        PyTorch intra-op threads while fitting (the previous setting is restored after):
+        1 by default, which is the fastest for envelope-sized data (every operation is small)
+        and, above all, immune to the oversubscription that makes multi-threaded runs crawl on
+        a busy machine; more for very long recordings on an idle one; None leaves torch's
+        setting alone. (Global to the process while a fit runs.)
     random_state
         Seed or NumPy generator (it seeds NumPy for the NMF starts and a torch generator for
         the random ones). The same seed gives the same result on the same device, dtype and
@@ -145,6 +153,11 @@ class RLVM(SynergyModel):
         Uncentered VAF and centered R^2 of ``activations_ @ weights_.T + offset_``.
     offset_vaf_ : float
         Uncentered VAF of the offset alone.
+    activity_ : ndarray (n_synergies,)
+        Share of the activations' energy (``sum(activations_**2)``, unit-norm weights) carried
+        by each synergy. A latent the L1 penalty silenced has 0: the optimizer only approaches
+        zero, so a share below ``SILENT_SHARE`` (1e-8) is switched off exactly (its encoder
+        bias lowered until it is zero on every training sample). Its weights are meaningless.
     loss_ : float
         Penalised training loss of the best restart (on the normalised data).
     n_iter_ : int
@@ -223,6 +236,7 @@ class RLVM(SynergyModel):
         normalize: bool = True,
         device: str = "cpu",
         dtype: str = "float64",
+        n_threads: int | None = 1,
         random_state: int | np.random.Generator | None = None,
         selection: str = "vaf",
         selection_params: dict | None = None,
@@ -247,6 +261,7 @@ class RLVM(SynergyModel):
         self.tol_change = tol_change
         self.normalize = normalize
         self.device = device
+        self.n_threads = n_threads
         self.dtype = dtype
         self.random_state = random_state
         self.selection = selection
@@ -283,6 +298,14 @@ class RLVM(SynergyModel):
             raise InputError(f"must be one of {INITS}, got {self.init!r}", obj="init")
         if self.latents not in LATENTS:
             raise InputError(f"must be one of {LATENTS}, got {self.latents!r}", obj="latents")
+        if self.n_threads is not None and (
+            isinstance(self.n_threads, bool)
+            or not isinstance(self.n_threads, (int, np.integer))
+            or self.n_threads < 1
+        ):
+            raise InputError(
+                f"must be a positive integer or None, got {self.n_threads!r}", obj="n_threads"
+            )
         for name in ("n_restarts", "max_iter", "history_size", "cv_folds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -395,9 +418,15 @@ class RLVM(SynergyModel):
         RLVM
             ``self``, fitted.
         """
-        from ._rlvm_core import _Layout, _seed, fit_path
+        from ._rlvm_core import torch_threads
 
         self._check_params()
+        with torch_threads(self.n_threads):
+            return self._fit(emg)
+
+    def _fit(self, emg: EMG | np.ndarray) -> RLVM:
+        from ._rlvm_core import _Layout, _seed, fit_path
+
         data, names = self._prepare(emg)
         n_times, n_muscles = data.shape
         self.selection_ = None
@@ -490,12 +519,25 @@ class RLVM(SynergyModel):
         # activations in data units with unit-norm weights: Z_data = scale * Z * norm
         enc_w = w1 * norms
         enc_b = scale * b1 * norms
-        z = np.maximum(data @ enc_w + enc_b, 0.0)
+        lin = data @ enc_w
+        z = np.maximum(lin + enc_b, 0.0)
+        # latents the L1 penalty silenced: the optimizer only approaches zero asymptotically,
+        # so a latent whose share of the activation energy is below SILENT_SHARE is switched
+        # off exactly (encoder bias lowered until it is zero on every training sample; the
+        # loss changes by less than the optimizer's tolerance)
+        energy = np.sum(z * z, axis=0)
+        total = float(energy.sum())
+        if total > 0:
+            for j in np.flatnonzero((energy > 0) & (energy < SILENT_SHARE * total)):
+                enc_b[j] = min(enc_b[j], -float(np.max(lin[:, j])))
+                z[:, j] = 0.0
+            energy = np.sum(z * z, axis=0)
         order = np.argsort(-z.std(axis=0), kind="stable")
         self.weights_ = np.ascontiguousarray(d_unit[:, order])
         self.encoder_weights_ = np.ascontiguousarray(enc_w[:, order])
         self.encoder_bias_ = np.ascontiguousarray(enc_b[order])
         self.offset_ = b2 * scale
+        self.activity_ = energy[order] / total if total > 0 else np.zeros(len(order))
         self.scale_ = scale
         self.n_synergies_ = int(layout.k)
         self.muscle_names_ = names
@@ -613,6 +655,7 @@ class RLVM(SynergyModel):
             _split,
             fit_batched,
             rotate_starts,
+            torch_threads,
             unit_columns,
         )
 
@@ -635,9 +678,16 @@ class RLVM(SynergyModel):
         layout = _Layout(x.shape[1], k, bool(self.tied))
         starts = np.repeat(self._params[None], sw.shape[0], axis=0)
         starts = rotate_starts(starts, layout, _seed(random_state), keep_first=False)
-        res = fit_batched(
-            x, starts, k=k, tied=bool(self.tied), l1=self.l1_, sample_weight=sw, **self._fit_kw()
-        )
+        with torch_threads(self.n_threads):
+            res = fit_batched(
+                x,
+                starts,
+                k=k,
+                tied=bool(self.tied),
+                l1=self.l1_,
+                sample_weight=sw,
+                **self._fit_kw(),
+            )
         out = []
         for b in range(sw.shape[0]):
             d = unit_columns(_split(res.params[b], layout)[1])[0]
