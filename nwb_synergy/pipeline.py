@@ -13,11 +13,11 @@ Steps (each optional through the arguments):
 3. extract synergies with each method (NMF, RLVM). With ``n_synergies="auto"`` NMF chooses K
    by the model-order rule (``selection``, musclesyneRgies's linear fit of the R^2 curve by
    default), and RLVM, far too slow to fit once per candidate K, is fitted with NMF's K; the
-   RLVM latents that its L1 penalty switches off entirely (zero on every sample) are then
-   dropped. This matters: NMF has no offset, so it spends a synergy on the tonic activity of
-   the muscles that NegCps inhibit, which RLVM's offset carries instead, and RLVM ends with
-   one synergy fewer (e.g. 4 true synergies: NMF 5, RLVM 4). When RLVM runs alone, it
-   chooses its own K with the rule;
+   RLVM latents that its L1 penalty switches off (zero on nearly every sample: less than 0.1%
+   of the EMG's energy) are then dropped. This matters: NMF has no offset, so it spends a
+   synergy on the tonic activity of the muscles that NegCps inhibit, which RLVM's offset
+   carries instead, and RLVM ends with one synergy fewer (e.g. 4 true synergies: NMF 5,
+   RLVM 4). When RLVM runs alone, it chooses its own K with the rule;
 4. compare the two sets (matched cosine, principal angles) and flag the negative components
    (NegCps) of the RLVM synergies with their statistical guard;
 5. spike-triggered averages of the high-passed, rectified EMG at the full rate for every unit,
@@ -391,18 +391,23 @@ _K_ATTRIBUTES = {  # fitted attributes of RLVM with a synergy axis, and that axi
 }
 
 
-def _drop_silent_latents(model, tol: float = 1e-12):
-    """A copy of a fitted RLVM without the latents that are zero on every training sample.
+def _drop_silent_latents(model, data: np.ndarray, min_share: float = 1e-3):
+    """A copy of a fitted RLVM without the latents that (nearly) never contribute.
 
-    Such a latent contributes nothing to the reconstruction (the fit measures do not change);
-    it is what the L1 penalty does to a synergy the data do not need. Returns the model (the
-    same object when nothing is dropped) and the dropped column indices.
+    A latent is dropped when its part of the reconstruction, ``activation_k * weights_k``,
+    carries less than ``min_share`` of the energy (sum of squares) of the data: what the L1
+    penalty leaves of a synergy the data do not need (usually exactly zero; a few isolated
+    samples may survive, depending on floating-point details). The fit measures of the copy are
+    recomputed. Returns the model (the same object when nothing is dropped) and the dropped
+    column indices.
     """
     import copy
 
-    acts = np.asarray(model.activations_)
-    top = acts.max(axis=0)
-    silent = np.flatnonzero(top <= tol * max(float(top.max()), 1e-300))
+    acts = np.asarray(model.activations_, dtype=float)
+    weights = np.asarray(model.weights_, dtype=float)
+    total = float(np.sum(np.asarray(data, dtype=float) ** 2))
+    share = (acts**2).sum(axis=0) * (weights**2).sum(axis=0) / max(total, 1e-300)
+    silent = np.flatnonzero(share < min_share)
     if silent.size == 0 or silent.size == acts.shape[1]:
         return model, []
     keep = np.setdiff1d(np.arange(acts.shape[1]), silent)
@@ -412,12 +417,21 @@ def _drop_silent_latents(model, tol: float = 1e-12):
         if isinstance(value, np.ndarray) and value.ndim > axis:
             setattr(pruned, name, np.take(value, keep, axis=axis))
     pruned.n_synergies_ = int(keep.size)
+    pruned._set_fit_scores(np.asarray(data, dtype=float))
     original = model.provenance
 
     def provenance() -> dict:
         out = original()
-        out["n_synergies"] = int(keep.size)
-        out["silent_latents_dropped"] = [int(i) for i in silent]
+        out.update(
+            n_synergies=int(keep.size),
+            vaf_uncentered=float(pruned.vaf_),
+            r2_centered=float(pruned.r2_),
+            dropped_latents={
+                "columns": [int(i) for i in silent],
+                "energy_share": [float(share[i]) for i in silent],
+                "min_share": min_share,
+            },
+        )
         return out
 
     pruned.provenance = provenance
@@ -743,14 +757,14 @@ def analyze_session(
                         random_state=random_state,
                         **dict(negcp_options or {}),
                     )
-                    model, dropped = _drop_silent_latents(full)
+                    model, dropped = _drop_silent_latents(full, env.to_numpy())
                     if dropped:
                         results.models["rlvm"] = model
                         negcps = _drop_negcp_columns(negcps, dropped, full.weights_.shape[1])
                         results.notes.append(
-                            f"RLVM: {len(dropped)} of {full.weights_.shape[1]} latent(s) never "
-                            "active on the data (switched off by the L1 penalty) dropped; "
-                            f"{model.weights_.shape[1]} synergies kept"
+                            f"RLVM: {len(dropped)} of {full.weights_.shape[1]} latent(s) "
+                            "switched off by the L1 penalty (< 0.1% of the EMG's energy) "
+                            f"dropped; {model.weights_.shape[1]} synergies kept"
                         )
                     results.negcps = negcps
                 if "nmf" in results.models and "rlvm" in results.models:
