@@ -388,6 +388,7 @@ _K_ATTRIBUTES = {  # fitted attributes of RLVM with a synergy axis, and that axi
     "encoder_weights_": 1,
     "encoder_bias_": 0,
     "restart_weights_": 2,
+    "activity_": 0,
 }
 
 
