@@ -17,7 +17,7 @@ Steps (each optional through the arguments):
    of the EMG's energy) are then dropped. This matters: NMF has no offset, so it spends a
    synergy on the tonic activity of the muscles that NegCps inhibit, which RLVM's offset
    carries instead, and RLVM ends with one synergy fewer (e.g. 4 true synergies: NMF 5,
-   RLVM 4). When RLVM runs alone, it chooses its own K with the rule;
+   RLVM 4). RLVM alone is fitted the same way (NMF is then used for K only);
 4. compare the two sets (matched cosine, principal angles) and flag the negative components
    (NegCps) of the RLVM synergies with their statistical guard;
 5. spike-triggered averages of the high-passed, rectified EMG at the full rate for every unit,
@@ -687,8 +687,8 @@ def analyze_session(
     cond = {**DEFAULT_CONDITIONING, **dict(conditioning or {})}
     sta_opts = {"window": DEFAULT_WINDOW, **dict(sta_options or {})}
     options = {"nmf": dict(nmf_options or {}), "rlvm": dict(rlvm_options or {})}
-    for m in methods:
-        if n_synergies == "auto":
+    if n_synergies == "auto":
+        for m in METHODS:  # NMF chooses K for RLVM too
             options[m].setdefault("selection", selection)
     results = SessionResults(source=path, output=Path(output) if output is not None else path)
 
@@ -711,6 +711,7 @@ def analyze_session(
         n_steps = (
             1
             + (1 + len(methods) if methods else 0)
+            + (1 if methods == ("rlvm",) and n_synergies == "auto" else 0)
             + (1 if "rlvm" in methods else 0)
             + (3 if do_sta else 0)
         )
@@ -734,12 +735,19 @@ def analyze_session(
                 env = steps.run("condition EMG", condition_emg, raw, **cond)
                 results.envelope = env
                 k_for = {m: n_synergies for m in methods}
-                if n_synergies == "auto" and "nmf" in methods and "rlvm" in methods:
+                if n_synergies == "auto" and "rlvm" in methods:
                     # RLVM is too slow to fit once per candidate K: it gets NMF's choice,
                     # then drops the latents its L1 penalty switched off (see the docstring)
                     nmf = _make_model("nmf", "auto", random_state, options["nmf"])
-                    results.models["nmf"] = steps.run("NMF synergies", nmf.fit, env)
-                    k_for["rlvm"] = int(results.models["nmf"].weights_.shape[1])
+                    nmf = steps.run("NMF synergies", nmf.fit, env)
+                    if "nmf" in methods:
+                        results.models["nmf"] = nmf
+                    else:
+                        results.notes.append(
+                            f"RLVM fitted with the {nmf.weights_.shape[1]} synergies NMF chose "
+                            f"({options['nmf']['selection']} rule); NMF not written"
+                        )
+                    k_for["rlvm"] = int(nmf.weights_.shape[1])
                     options["rlvm"].pop("selection", None)
                 for m in methods:
                     if m in results.models:

@@ -369,3 +369,14 @@ def test_second_analyze_refuses_then_replaces_without_duplicates(demo, capsys):
     code, _, err = run(["analyze", results, "-q", "--overwrite", *fast], capsys)
     assert code == EXIT_OK, err
     assert objects() == before_objects
+
+
+def test_extract_rlvm_alone_takes_k_from_nmf(emg_file, tmp_path, capsys):
+    out = tmp_path / "rlvm.nwb"
+    argv = ["extract", emg_file, "-o", out, "--method", "rlvm", "--l1", "0.1", "--bootstrap", "0"]
+    code, stdout, err = run(argv, capsys)
+    assert code == EXIT_OK, err
+    assert "NMF chose" in stdout and "NMF not written" in stdout
+    with h5py.File(out, "r") as f:
+        assert sorted(f["processing/behavior"]) == ["MuscleSynergyRLVM", "SynergyActivationRLVM"]
+        assert f["processing/behavior/MuscleSynergyRLVM/weights"].shape[0] == 6
