@@ -471,3 +471,19 @@ def test_missing_empty_and_unsorted_units(tmp_path):
         read_spike_trains(path)
     msg = str(info.value)
     assert "unsorted.nwb" in msg and "processing/ecephys/Units/spike_times" in msg
+
+
+def test_our_synergy_activations_are_not_taken_for_emg():
+    """A results file (EMG plus our SynergyActivation, described as derived from EMG) reads
+    its EMG without a name: the extension's own series are never EMG candidates."""
+    from nwb_synergy.testing import mock_SynergyActivation
+
+    nwbfile, truth = mock_emg_nwbfile("2d")
+    activation = mock_SynergyActivation(
+        nwbfile=nwbfile, description="Activations of synergies extracted from the EMG."
+    )
+    assert "EMG" in activation.description
+    paths = [c.path for c in find_emg_candidates(nwbfile)]
+    assert len(paths) == 1 and "SynergyActivation" not in paths[0]
+    emg = read_emg(nwbfile)
+    np.testing.assert_allclose(emg.data, truth.volts, rtol=1e-12)

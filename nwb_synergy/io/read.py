@@ -128,6 +128,10 @@ class EMGCandidate:
         )
 
 
+#: namespace of nwb_synergy's result types, which are skipped when looking for EMG
+RESULTS_NAMESPACE = "ndx-muscle-synergy"
+
+
 def _has_emg(text: object) -> bool:
     return isinstance(text, str) and "emg" in text.lower()
 
@@ -247,6 +251,8 @@ def _find_candidates(nwbfile) -> list[EMGCandidate]:
     candidates: list[EMGCandidate] = []
     groups: dict[str, list[tuple[str, Any]]] = {}
     for path, series, parent in _iter_series(nwbfile):
+        if getattr(series, "namespace", None) == RESULTS_NAMESPACE:
+            continue  # our own results (e.g. SynergyActivation) are never EMG
         parent_is_emg = _has_emg(parent.split("/", 2)[-1]) if "/" in parent else False
         named_emg = _has_emg(series.name) or _has_emg(series.description) or parent_is_emg
         if isinstance(series, ElectricalSeries):
