@@ -203,10 +203,10 @@ class RLVM(SynergyModel):
     the same with tied weights 0.79-0.95 (a tied encoder cannot produce sparse activations
     and keep the fit); untied with random starts and L1 anywhere from -0.08 to 0.999 (a
     latent is often silenced for good); NMF start without L1 0.81-0.94.
-    The chosen L1 grows with the noise (0.03-0.1 at 20-30 dB, 0.1-0.3 at 10 dB), where the
-    fixed value that was best for the truth did too. The price: the L1 penalty shrinks the
-    activations, so the VAF is a little lower than the reference RLVM's (0.988 against 0.995
-    at 20 dB).
+    The chosen L1 grows with the noise (0.1 at 20 dB and above, 0.1-0.3 at 10 dB, with
+    4000 samples), as did the fixed value that was best against the truth in development.
+    The price: the L1 penalty shrinks the activations, so the VAF is a little lower than the
+    reference RLVM's (0.988 against 0.995 at 20 dB).
     """
 
     method = "rlvm"
