@@ -137,6 +137,33 @@ class SynergyModel:
             setattr(self, key, value)
         return self
 
+    def _clone(self, **changes: Any) -> SynergyModel:
+        """An unfitted copy with some parameters changed."""
+        params = self.get_params()
+        params.update(changes)
+        return type(self)(**params)
+
+    def _resolve_n_synergies(self, data: np.ndarray) -> int:
+        """The number of synergies to fit: ``n_synergies`` checked against the muscle count,
+        or, when it is ``"auto"``, the one chosen by the model-order rule ``selection`` (with
+        ``selection_params``), whose whole curve is kept in ``selection_``."""
+        self.selection_ = None
+        k = self.n_synergies
+        if isinstance(k, str):
+            if k != "auto":
+                raise InputError(
+                    f"must be a positive integer or 'auto', got {k!r}", obj="n_synergies"
+                )
+            from .order import select_n_synergies
+
+            params = dict(self.selection_params or {})
+            params.setdefault("random_state", self.random_state)
+            self.selection_ = select_n_synergies(
+                data, lambda kk: self._clone(n_synergies=kk), method=self.selection, **params
+            )
+            k = self.selection_.n_synergies
+        return check_n_synergies(k, data.shape[1])
+
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"

@@ -39,7 +39,7 @@ from scipy.optimize import linear_sum_assignment
 
 from ..errors import InputError
 from ..signals import EMG
-from .base import SynergyModel, as_emg_array, check_n_synergies
+from .base import SynergyModel, as_emg_array
 
 _TINY = 1e-300
 
@@ -167,25 +167,7 @@ class NMF(SynergyModel):
         data, names = as_emg_array(emg, nonnegative=True)
         if not np.any(data > 0):
             raise InputError("all samples are zero; nothing to factorize", obj="emg")
-        self.selection_ = None
-        k = self.n_synergies
-        if isinstance(k, str):
-            if k != "auto":
-                raise InputError(
-                    f"must be a positive integer or 'auto', got {k!r}", obj="n_synergies"
-                )
-            from .order import select_n_synergies
-
-            params = dict(self.selection_params or {})
-            params.setdefault("random_state", self.random_state)
-            self.selection_ = select_n_synergies(
-                data,
-                lambda kk: self._clone(n_synergies=kk),
-                method=self.selection,
-                **params,
-            )
-            k = self.selection_.n_synergies
-        k = check_n_synergies(k, data.shape[1])
+        k = self._resolve_n_synergies(data)
 
         with _single_threaded_blas():
             self._fit_k(data, k)
@@ -259,11 +241,6 @@ class NMF(SynergyModel):
             return nnls_activations(
                 data, self.weights_, max_iter=self.transform_max_iter, tol=self.transform_tol
             )
-
-    def _clone(self, **changes: Any) -> NMF:
-        params = self.get_params()
-        params.update(changes)
-        return type(self)(**params)
 
     def provenance(self) -> dict[str, Any]:
         out = super().provenance()

@@ -61,7 +61,7 @@ import numpy as np
 from ..errors import InputError
 from ..signals import EMG
 from . import metrics
-from .base import SynergyModel, as_emg_array, check_n_synergies
+from .base import SynergyModel, as_emg_array
 
 LOSSES = ("gaussian", "poisson")
 INITS = ("nmf", "random")
@@ -356,11 +356,6 @@ class RLVM(SynergyModel):
         except (TypeError, ValueError):
             raise InputError(f"must be numbers, got {grid!r}", obj="l1_grid") from None
 
-    def _clone(self, **changes: Any) -> RLVM:
-        params = self.get_params()
-        params.update(changes)
-        return type(self)(**params)
-
     def _fit_kw(self) -> dict[str, Any]:
         return dict(
             loss=self.loss,
@@ -429,22 +424,7 @@ class RLVM(SynergyModel):
 
         data, names = self._prepare(emg)
         n_times, n_muscles = data.shape
-        self.selection_ = None
-        k = self.n_synergies
-        if isinstance(k, str):
-            if k != "auto":
-                raise InputError(
-                    f"must be a positive integer or 'auto', got {k!r}", obj="n_synergies"
-                )
-            from .order import select_n_synergies
-
-            params = dict(self.selection_params or {})
-            params.setdefault("random_state", self.random_state)
-            self.selection_ = select_n_synergies(
-                data, lambda kk: self._clone(n_synergies=kk), method=self.selection, **params
-            )
-            k = self.selection_.n_synergies
-        k = check_n_synergies(k, n_muscles)
+        k = self._resolve_n_synergies(data)
 
         scale = (
             float(np.sqrt(np.mean(data**2)))
