@@ -866,7 +866,6 @@ def _run_sta(
     random_state: int,
     progress: bool,
 ) -> None:
-    from tqdm.auto import tqdm
 
     from .sta import (
         muscle_field,
@@ -895,22 +894,16 @@ def _run_sta(
                 f"unit {uid}: {int((~inside).sum())} spike(s) outside the EMG recording ignored"
             )
         usable[uid] = spikes
-    for uid in tqdm(
-        list(usable),
-        desc="STA per unit",
-        unit="unit",
-        disable=None if progress else True,
-        leave=False,
-    ):
-        res = spike_triggered_average(
-            hp, usable[uid], outside="exclude", keep_sweeps=False, **sta_opts
-        )
-        if res.n_used == 0:
+    # all units at once: one pass over the EMG for the averages, one for the effects
+    stas = spike_triggered_average(hp, usable, outside="exclude", keep_sweeps=False, **sta_opts)
+    for uid in list(stas):
+        if stas[uid].n_used == 0:
             results.notes.append(f"unit {uid}: no spike with a full window; skipped")
-            continue
-        results.stas[uid] = res
-        frame = post_spike_effects(res, **effect_opts)
-        results.effects[uid] = frame
+            del stas[uid]
+    results.stas.update(stas)
+    if stas:
+        results.effects.update(post_spike_effects(stas, **effect_opts))
+    for uid, frame in results.effects.items():
         results.fields[uid] = np.asarray(muscle_field(frame), dtype=float)
     results.timings["STA, effects, fields"] = time.perf_counter() - t0
     steps.bar.update(1)
