@@ -100,6 +100,38 @@ def _as_weights(x: Any, name: str) -> np.ndarray:
     return w
 
 
+def match_columns(reference: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The one-to-one matching of synergy columns used everywhere in the package.
+
+    The Hungarian assignment (:func:`scipy.optimize.linear_sum_assignment`) that maximises the
+    summed signed cosine of matched pairs. All-zero columns have cosine 0 with everything.
+
+    Parameters
+    ----------
+    reference, other
+        Weights (n_muscles, K1) and (n_muscles, K2).
+
+    Returns
+    -------
+    order
+        (K2,) column indices of ``other``: first the column matched to each reference column in
+        order (min(K1, K2) of them), then ``other``'s unmatched columns in increasing order.
+        ``other[:, order[:K1]]`` lines ``other`` up with ``reference`` when K2 >= K1.
+    cosine
+        (min(K1, K2),) cosine of each matched pair, in the order of ``order``.
+    """
+    a = np.asarray(reference, dtype=float)
+    b = np.asarray(other, dtype=float)
+    na = np.linalg.norm(a, axis=0)
+    nb = np.linalg.norm(b, axis=0)
+    cos = (a / np.where(na > 0, na, 1.0)).T @ (b / np.where(nb > 0, nb, 1.0))
+    rows, cols = linear_sum_assignment(cos, maximize=True)
+    by_row = np.argsort(rows)
+    matched = cols[by_row]
+    rest = np.setdiff1d(np.arange(b.shape[1]), matched)
+    return np.concatenate([matched, rest]).astype(int), cos[rows[by_row], matched]
+
+
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     a = a - a.mean()
     b = b - b.mean()
