@@ -944,6 +944,6 @@ def _run_sta(
 
 
 def _jsonable(value: Any) -> Any:
-    from .io.write import jsonable
+    from .provenance import jsonable
 
     return json.loads(json.dumps(jsonable(value)))

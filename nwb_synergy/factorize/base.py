@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..provenance import jsonable
 from ..signals import EMG
 from . import metrics
 
@@ -214,7 +215,7 @@ class SynergyModel:
     def provenance(self) -> dict[str, Any]:
         """What is stored with the results: method, parameters and fit measures (JSON-able)."""
         self._check_fitted()
-        params = {k: _jsonable(v) for k, v in self.get_params().items()}
+        params = {k: jsonable(v) for k, v in self.get_params().items()}
         out = {
             "method": self.method,
             "nonnegative": self.nonnegative,
@@ -227,19 +228,3 @@ class SynergyModel:
 
     def transform(self, emg: EMG | np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)

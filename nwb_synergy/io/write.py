@@ -27,18 +27,17 @@ replacement leaves the old results in place.
 
 from __future__ import annotations
 
-import platform
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputError, ResultsExistError
 from ..ndx import MuscleSynergy, SpikeTriggeredAverageTable, SynergyActivation
+from ..provenance import jsonable, library_versions, software_version
 
 SOFTWARE = "nwb_synergy"
 
@@ -53,48 +52,10 @@ MODULE_DESCRIPTIONS = {
     ),
 }
 
-_VERSIONED = ("nwb-synergy", "numpy", "scipy", "torch", "pynwb", "hdmf", "h5py", "scikit-learn")
 _EFFECT_COLUMNS = ("mpi", "ppi", "p_value", "onset", "peak_latency", "offset")
 
 
 # -- shared helpers --------------------------------------------------------------------------
-
-
-def software_version() -> str:
-    """Version of nwb_synergy (the installed distribution, else the package's own)."""
-    try:
-        return metadata.version("nwb-synergy")
-    except metadata.PackageNotFoundError:
-        from .. import __version__
-
-        return __version__
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of Python and the numerical libraries, without importing them (torch is slow)."""
-    out = {"python": platform.python_version()}
-    for dist in _VERSIONED:
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    out["nwb-synergy"] = software_version()
-    return out
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` with NumPy scalars and arrays turned into plain Python (for JSON)."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)
 
 
 def _file_label(nwbfile) -> str:

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 
 from ..ndx import MuscleSynergy, SpikeTriggeredAverageTable, SynergyActivation
+from ..provenance import software_version
 
 _MUSCLES = ("FDS", "FDP", "FCR", "FCU", "EDC", "ECR", "ECU", "BR")
-_SOFTWARE = {"software": "nwb_synergy", "software_version": "0.1.0"}
+_SOFTWARE = {"software": "nwb_synergy", "software_version": software_version()}
 _MODULE_DESCRIPTIONS = {
     "behavior": "Processed behavioral data: muscle synergies of the EMG and their activations.",
     "ecephys": "Processed extracellular electrophysiology: spike-triggered averages of EMG.",
