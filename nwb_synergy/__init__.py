@@ -76,16 +76,8 @@ def __dir__() -> list[str]:
     return __all__
 
 
-def _load_extension() -> None:
-    """Load the ndx-muscle-synergy namespace (and register its classes) if it is available."""
-    try:
-        importlib.import_module("nwb_synergy.ndx")
-    except ModuleNotFoundError as err:  # during early development the module may not exist
-        if err.name != "nwb_synergy.ndx":
-            raise
-
-
-_load_extension()
+# register the ndx-muscle-synergy namespace and classes, so files written with our types open
+importlib.import_module("nwb_synergy.ndx")
 
 if TYPE_CHECKING:  # pragma: no cover - for static analysers only
     from .compare import compare_synergies  # noqa: F401

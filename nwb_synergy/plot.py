@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .compare import match_columns
+
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
@@ -31,33 +33,6 @@ def _figure(width: float, height: float) -> Figure:
 def _color(method: str, i: int) -> str:
     fallback = ["#4C72B0", "#DD8452", "#55A868", "#8172B3"]
     return METHOD_COLORS.get(method.lower(), fallback[i % len(fallback)])
-
-
-def match_columns(reference: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Order the columns of ``other`` to best match ``reference`` (cosine, one to one).
-
-    Parameters
-    ----------
-    reference, other
-        Weights (n_muscles, K1) and (n_muscles, K2).
-
-    Returns
-    -------
-    order
-        Column indices of ``other``, one per matched reference column (length min(K1, K2)),
-        followed by its unmatched columns.
-    cosine
-        Cosine of each matched pair, length min(K1, K2).
-    """
-    from scipy.optimize import linear_sum_assignment
-
-    a = reference / np.maximum(np.linalg.norm(reference, axis=0), 1e-300)
-    b = other / np.maximum(np.linalg.norm(other, axis=0), 1e-300)
-    sim = a.T @ b
-    rows, cols = linear_sum_assignment(-sim)
-    order = list(cols[np.argsort(rows)])
-    order += [j for j in range(other.shape[1]) if j not in order]
-    return np.asarray(order), sim[np.sort(rows), cols[np.argsort(rows)]]
 
 
 def plot_synergy_weights(
@@ -462,133 +437,6 @@ def save_figure(
 # -- figures from a results file --------------------------------------------------------------
 
 
-def _label(table_name: str, prefix: str) -> str:
-    return table_name[len(prefix) :] or table_name
-
-
-def read_results(path: str | Path) -> dict:
-    """Everything the figures need, read from a results NWB file (plain arrays and dicts).
-
-    Returns
-    -------
-    dict
-        ``synergies``: {label: dict(weights, muscle_names, negcp, vaf, model_order, method,
-        activations, rate, t_start)}; ``sta``: dict(lags, window, units: {unit id: dict(
-        mean (n_lags, n_muscles), effects, mpi, field, n_used)}, muscle_names) or None;
-        ``matches``: {unit id: (best synergy, cosine)}; ``match_table``: the synergy table
-        name the matches refer to.
-
-    Raises
-    ------
-    InputError
-        Missing or non-NWB file, or a file without any result of ours.
-    """
-    from pynwb import NWBHDF5IO
-
-    from .errors import InputError
-    from .io.save import _check_source  # the same clear errors as everywhere else
-    from .ndx import MuscleSynergy, SpikeTriggeredAverageTable, SynergyActivation
-
-    path = Path(path)
-    _check_source(path)
-    out: dict = {"synergies": {}, "sta": None, "matches": {}, "match_table": None, "events": None}
-    with NWBHDF5IO(str(path), "r") as io:
-        try:
-            nwbfile = io.read()
-        except Exception as err:
-            raise InputError(f"pynwb cannot read it: {err}", file=path) from err
-        intervals = nwbfile.intervals or {}
-        if "gait_cycles" in intervals:
-            out["events"] = np.asarray(intervals["gait_cycles"]["start_time"].data[:], dtype=float)
-        activations = {}
-        for module in nwbfile.processing.values():
-            for obj in module.data_interfaces.values():
-                if isinstance(obj, SynergyActivation):
-                    activations[obj.muscle_synergy.name] = obj
-        for module in nwbfile.processing.values():
-            for name, obj in module.data_interfaces.items():
-                if isinstance(obj, MuscleSynergy):
-                    prov = obj.provenance_dict
-                    entry = {
-                        "method": obj.method,
-                        "weights": obj.weights_array().astype(float),
-                        "muscle_names": obj.muscle_names,
-                        "negcp": (
-                            np.asarray(obj["negative_component"].data[:], dtype=bool)
-                            if "negative_component" in obj.colnames
-                            else None
-                        ),
-                        "vaf": (
-                            None
-                            if obj.variance_accounted_for is None
-                            else np.asarray(obj.variance_accounted_for[:], dtype=float)
-                        ),
-                        "model_order": prov.get("fit", {}).get("model_order"),
-                        "has_offset": bool(np.any(obj.offset_array() != 0)),
-                        "activations": None,
-                    }
-                    act = activations.get(name)
-                    if act is not None:
-                        entry["activations"] = np.asarray(act.data[:], dtype=float)
-                        entry["rate"] = float(act.rate)
-                        entry["t_start"] = float(act.starting_time or 0.0)
-                    out["synergies"][_label(name, "MuscleSynergy")] = entry
-                elif isinstance(obj, SpikeTriggeredAverageTable) and out["sta"] is None:
-                    out["sta"] = _read_sta_table(obj)
-                elif name == "MuscleFieldSynergyMatch":
-                    ids = np.asarray(obj["unit"].table.id.data[:])
-                    rows = np.asarray(obj["unit"].data[:], dtype=int)
-                    best = np.asarray(obj["best_synergy"].data[:], dtype=int)
-                    cos = np.asarray(obj["cosine"].data[:], dtype=float)
-                    out["match_table"] = str(obj["synergy_table"].data[0])
-                    for r, b, c in zip(rows, best, cos, strict=True):
-                        out["matches"][int(ids[r])] = (int(b), float(c))
-    if not out["synergies"] and out["sta"] is None:
-        raise InputError(
-            "no results of nwb_synergy in this file (no MuscleSynergy or "
-            "SpikeTriggeredAverageTable); run 'nwb-synergy analyze' first",
-            file=path,
-        )
-    return out
-
-
-def _read_sta_table(table) -> dict:
-    ids = np.asarray(table["unit"].table.id.data[:])
-    rows = table.unit_rows()
-    muscles = [str(m) for m in table["muscle_name"].data[:]]
-    sta = table.sta_array().astype(float)
-    cols = set(table.colnames)
-    effect = [str(e) for e in table["effect"].data[:]] if "effect" in cols else None
-    mpi = np.asarray(table["mpi"].data[:], dtype=float) if "mpi" in cols else None
-    field = np.asarray(table["field_value"].data[:], dtype=float) if "field_value" in cols else None
-    used = np.asarray(table["n_spikes_used"].data[:], dtype=int)
-    units: dict[int, dict] = {}
-    order: list[str] = []
-    for r in dict.fromkeys(rows.tolist()):
-        sel = np.flatnonzero(rows == r)
-        names = [muscles[i] for i in sel]
-        if not order:
-            order = names
-        units[int(ids[r])] = {
-            "mean": sta[sel].T,
-            "effects": (
-                [None if effect[i] in ("none", "None", "") else effect[i] for i in sel]
-                if effect
-                else None
-            ),
-            "mpi": None if mpi is None else mpi[sel],
-            "field": None if field is None else field[sel],
-            "n_used": int(used[sel[0]]),
-        }
-    return {
-        "lags": np.asarray(table.lags[:], dtype=float),
-        "window": tuple(float(v) for v in table.window[:]),
-        "units": units,
-        "muscle_names": order,
-        "parameters": table.parameters_dict,
-    }
-
-
 def _reference_label(labels: Sequence[str]) -> list[str]:
     """Draw order: the truth first (reference for matching) when present, then NMF, RLVM."""
     rank = {"truth": 0, "nmf": 1, "rlvm": 2}
@@ -621,6 +469,7 @@ def report(
         The files written.
     """
     from .errors import InputError
+    from .io.results import read_results, synergy_label
 
     bad = [f for f in formats if f not in ("png", "svg", "pdf")]
     if bad or not formats:
@@ -634,20 +483,18 @@ def report(
     def save(fig, name):
         written.extend(save_figure(fig, out_dir / name, formats))
 
-    syn = res["synergies"]
+    syn = res.synergies
     labels = _reference_label(list(syn))
     if labels:
-        muscles = syn[labels[0]]["muscle_names"]
-        weights = {
-            lab: syn[lab]["weights"] for lab in labels if syn[lab]["muscle_names"] == muscles
-        }
-        negcps = {lab: syn[lab]["negcp"] for lab in weights if syn[lab]["negcp"] is not None}
+        muscles = syn[labels[0]].muscle_names
+        weights = {lab: syn[lab].weights for lab in labels if syn[lab].muscle_names == muscles}
+        negcps = {lab: syn[lab].negcp for lab in weights if syn[lab].negcp is not None}
         # per-synergy VAF only for methods without an offset: with one (RLVM), each synergy's
         # "VAF alone" includes the offset's share and is not comparable
         vafs = {
-            lab: syn[lab]["vaf"]
+            lab: syn[lab].vaf
             for lab in weights
-            if syn[lab]["vaf"] is not None and not syn[lab]["has_offset"]
+            if syn[lab].vaf is not None and not syn[lab].has_offset
         }
         title = "Synergy weights: " + ", ".join(lab.upper() for lab in weights)
         title += " (NegCps: red star)"
@@ -655,23 +502,21 @@ def report(
             plot_synergy_weights(weights, muscles, negcps=negcps, vaf=vafs, title=title),
             "synergies",
         )
-        acts = {
-            lab: syn[lab]["activations"] for lab in weights if syn[lab]["activations"] is not None
-        }
+        acts = {lab: syn[lab].activations for lab in weights if syn[lab].activations is not None}
         if acts:
-            first = next(iter(acts))
-            times = syn[first]["t_start"] + np.arange(acts[first].shape[0]) / syn[first]["rate"]
-            same = {lab: a for lab, a in acts.items() if a.shape[0] == acts[first].shape[0]}
+            first = syn[next(iter(acts))]
+            times = first.t_start + np.arange(first.activations.shape[0]) / first.rate
+            same = {lab: a for lab, a in acts.items() if a.shape[0] == times.size}
             fig = plot_activations(
                 times,
                 same,
                 weights={k: weights[k] for k in same},
-                events=res["events"],
+                events=res.events,
                 events_label="touchdown",
             )
             save(fig, "activations")
         for lab in labels:
-            mo = syn[lab]["model_order"]
+            mo = syn[lab].model_order
             if mo:
                 fig = plot_model_order(
                     mo["k_values"],
@@ -685,51 +530,41 @@ def report(
                     title=f"Model order ({lab.upper()})",
                 )
                 save(fig, f"model_order_{lab.lower()}")
-    sta = res["sta"]
+    sta = res.sta
     if sta is not None:
-        units = sta["units"]
-        order = sorted(
-            units,
-            key=lambda u: (not any(units[u]["effects"] or []), u),
-        )
+        units = sta.units
+        order = sorted(units, key=lambda u: (not any(units[u].effects or []), u))
         if max_units is not None:
             order = order[:max_units]
         for uid in order:
             u = units[uid]
             fig = plot_sta_grid(
-                sta["lags"],
-                u["mean"],
-                sta["muscle_names"],
-                effects=u["effects"],
-                mpi=u["mpi"],
+                sta.lags,
+                u.mean,
+                sta.muscle_names,
+                effects=u.effects,
+                mpi=u.mpi,
                 unit=str(uid),
-                n_spikes=u["n_used"],
-                baseline=tuple(
-                    sta["parameters"].get("effects", {}).get("baseline", (-0.03, -0.01))
-                ),
-                test_window=tuple(sta["parameters"].get("effects", {}).get("test", (0.003, 0.015))),
+                n_spikes=u.n_used,
+                baseline=sta.baseline,
+                test_window=sta.test_window,
             )
             save(fig, f"sta_unit{uid}")
-        if all(units[u]["field"] is not None for u in units):
+        if all(units[u].field is not None for u in units):
             ids = sorted(units)
-            fields = np.array([units[u]["field"] for u in ids])
-            target = res["match_table"]
-            lab = _label(target, "MuscleSynergy") if target else None
+            fields = np.array([units[u].field for u in ids])
+            lab = synergy_label(res.match_table)
             if lab not in syn:
                 lab = next((x for x in ("RLVM", "NMF") if x in syn), None)
-            w = (
-                syn[lab]["weights"]
-                if lab and syn[lab]["muscle_names"] == sta["muscle_names"]
-                else None
-            )
+            w = syn[lab].weights if lab and syn[lab].muscle_names == sta.muscle_names else None
             fig = plot_muscle_fields(
                 fields,
-                sta["muscle_names"],
+                sta.muscle_names,
                 [str(u) for u in ids],
                 weights=w,
-                negcps=syn[lab]["negcp"] if w is not None else None,
-                best_synergy=[res["matches"].get(u, (None, np.nan))[0] for u in ids],
-                similarity=[res["matches"].get(u, (None, np.nan))[1] for u in ids],
+                negcps=syn[lab].negcp if w is not None else None,
+                best_synergy=[res.matches.get(u, (None, np.nan))[0] for u in ids],
+                similarity=[res.matches.get(u, (None, np.nan))[1] for u in ids],
                 title=f"Muscle fields against the {lab.upper()} synergies"
                 if w is not None
                 else None,

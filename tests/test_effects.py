@@ -159,7 +159,7 @@ def test_isa_is_the_expected_sta_under_elephant_dithering():
         x, spikes, rate=rate, window=(-0.03, 0.05), baseline="isa", isa_span=span, isa_step=1 / rate
     )
     train = SpikeTrain(spikes * pq.s, t_start=0 * pq.s, t_stop=n / rate * pq.s)
-    np.random.seed(8)  # elephant dithers with NumPy's global generator
+    np.random.seed(8)  # noqa: NPY002 - elephant dithers with NumPy's global generator
     surrogates = dither_spikes(train, dither=span * pq.s, n_surrogates=200)
     means = [
         spike_triggered_average(x, s.rescale("s").magnitude, rate=rate, keep_sweeps=False).mean

@@ -131,8 +131,59 @@ def test_file_without_units_gets_synergies_only(tmp_path, capsys):
     results = analyze_session(path, tmp_path / "out.nwb", methods=("nmf",), n_synergies=2)
     assert results.notes == ["no Units in the file: synergies only, no STA"]
     assert "no Units" in results.summary_text()
-    assert results.stas == {} and results.written == [
+    assert results.stas == {} and results.log.written == [
         "processing/behavior/MuscleSynergyNMF",
         "processing/behavior/SynergyActivationNMF",
     ]
     assert capsys.readouterr().err == ""  # progress bars stay off when stderr is not a terminal
+
+
+def test_units_in_a_processing_module_get_their_fields_matched(tmp_path):
+    """Regression: Units in processing/ecephys (not nwbfile.units) and a planted effect used to
+    crash the match-table writer (AttributeError on nwbfile.units)."""
+    from pynwb import NWBHDF5IO, TimeSeries
+
+    from nwb_synergy.simulate import simulate_spikes
+    from nwb_synergy.testing.mock_files import add_units, mock_nwbfile
+
+    effects = np.zeros((2, 4))
+    effects[0, 1] = 0.4  # unit 5 facilitates muscle 1 strongly; unit 9 has no effect
+    sim = simulate_spikes(
+        duration=40.0,
+        rate=2000.0,
+        effects=effects,
+        firing_rate=30.0,
+        unit_ids=[5, 9],
+        random_state=1,
+    )
+    nwbfile = mock_nwbfile()
+    nwbfile.add_acquisition(
+        TimeSeries(
+            name="EMG",
+            data=sim.emg.to_numpy().astype(np.float32),
+            unit="volts",
+            rate=sim.emg.rate,
+            description="EMG\nmuscles: " + ", ".join(sim.emg.muscle_names),
+        )
+    )
+    add_units(nwbfile, sim.spike_times, where="ecephys")
+    path = write_nwbfile(nwbfile, tmp_path / "units_in_module.nwb")
+
+    results = analyze_session(
+        path,
+        tmp_path / "out.nwb",
+        methods=("nmf",),
+        n_synergies=2,
+        n_permutations=200,
+        progress=False,
+    )
+    assert set(results.units_with_effects()) == {5}
+    assert results.units_with_effects()[5]["PSF"] == [sim.emg.muscle_names[1]]
+    with NWBHDF5IO(str(results.output), "r") as io:
+        f = io.read()
+        match = f.processing["ecephys"]["MuscleFieldSynergyMatch"]
+        units = f.processing["ecephys"]["Units"]
+        assert match["unit"].table is units
+        assert [int(units.id[r]) for r in match["unit"].data[:]] == [5]
+        sta = f.processing["ecephys"]["SpikeTriggeredAverages"]
+        assert sta["unit"].table is units

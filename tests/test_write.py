@@ -21,6 +21,7 @@ import pytest
 from pynwb import NWBHDF5IO
 
 from nwb_synergy.errors import InputError, ResultsExistError
+from nwb_synergy.io.files import file_label
 from nwb_synergy.io.read import read_emg
 from nwb_synergy.io.save import edit_nwb, save_nwb
 from nwb_synergy.io.write import write_sta, write_synergies
@@ -177,7 +178,7 @@ def test_write_synergies_bad_input_names_file_and_object():
     nwbfile, truth = mock_emg_nwbfile("2d", n_times=200, n_muscles=6)
     w, a, x = _disjoint_synergies(n_times=60)
     emg = _emg_for(nwbfile, truth, x)
-    label = f"<in-memory NWBFile '{nwbfile.identifier}'>"
+    label = file_label(nwbfile)
 
     class Unfitted:
         method = "nmf"

@@ -38,8 +38,13 @@ import numpy as np
 from ..errors import InputError, ResultsExistError
 from ..ndx import MuscleSynergy, SpikeTriggeredAverageTable, SynergyActivation
 from ..provenance import jsonable, library_versions, software_version
+from .files import file_label
 
 SOFTWARE = "nwb_synergy"
+#: names of the tables the pipeline writes to processing["ecephys"]
+STA_TABLE = "SpikeTriggeredAverages"
+MATCH_TABLE = "MuscleFieldSynergyMatch"
+CORRESPONDENCE_TABLE = "NegCpPSpSCorrespondence"
 
 MODULE_DESCRIPTIONS = {
     "behavior": (
@@ -58,12 +63,8 @@ _EFFECT_COLUMNS = ("mpi", "ppi", "p_value", "onset", "peak_latency", "offset")
 # -- shared helpers --------------------------------------------------------------------------
 
 
-def _file_label(nwbfile) -> str:
-    source = getattr(nwbfile, "container_source", None)
-    return str(source) if source else f"<in-memory NWBFile '{nwbfile.identifier}'>"
-
-
-def _module(nwbfile, name: str):
+def processing_module(nwbfile, name: str):
+    """``nwbfile.processing[name]``, created with our description when missing."""
     if name in nwbfile.processing:
         return nwbfile.processing[name]
     return nwbfile.create_processing_module(name=name, description=MODULE_DESCRIPTIONS[name])
@@ -85,7 +86,7 @@ def _existing(nwbfile, module_name: str, names: Sequence[str], overwrite: bool) 
     if existing and not overwrite:
         where = ", ".join(f"processing/{module_name}/{n}" for n in existing)
         raise ResultsExistError(
-            f"file '{_file_label(nwbfile)}', object '{where}': results of this name are already "
+            f"file '{file_label(nwbfile)}', object '{where}': results of this name are already "
             "in the file; pass overwrite=True to replace them (or choose another name)"
         )
     return existing
@@ -93,7 +94,7 @@ def _existing(nwbfile, module_name: str, names: Sequence[str], overwrite: bool) 
 
 def _store(nwbfile, module_name: str, objects: Sequence[Any], replace: Sequence[str]) -> None:
     """Remove the objects named in ``replace``, then add ``objects`` to the module."""
-    module = _module(nwbfile, module_name)
+    module = processing_module(nwbfile, module_name)
     for n in replace:
         _remove(module, n)
     for obj in objects:
@@ -164,6 +165,19 @@ def emg_references(nwbfile, emg, n_muscles: int) -> _EMGReferences:
     return _EMGReferences(series, channels, electrodes, names)
 
 
+def _provenance(emg, **extra: Any) -> dict[str, Any]:
+    """The provenance stored with every result: versions, time, the EMG and its conditioning."""
+    out: dict[str, Any] = {
+        "versions": library_versions(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if emg is not None:
+        out["conditioning"] = jsonable(list(emg.history))
+        out["emg"] = _emg_summary(emg)
+    out.update(jsonable(extra))
+    return out
+
+
 def _emg_summary(emg) -> dict[str, Any]:
     source = getattr(emg, "source", None)
     return {
@@ -185,34 +199,144 @@ def _suffix(method: str) -> str:
     return cleaned.upper() or "SYNERGY"
 
 
-def _model_arrays(model, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    for attr in ("weights_", "activations_"):
-        if not hasattr(model, attr):
-            raise InputError(
-                f"the model has no '{attr}': fit it first (write_synergies needs a fitted model "
-                "with weights_ (n_muscles, K) and activations_ (n_times, K))",
-                file=label,
-                obj=type(model).__name__,
-            )
-    weights = np.asarray(model.weights_, dtype=float)
-    activations = np.asarray(model.activations_, dtype=float)
-    if weights.ndim != 2 or activations.ndim != 2 or weights.shape[1] != activations.shape[1]:
-        raise InputError(
-            f"weights_ {weights.shape} and activations_ {activations.shape} must be "
-            "(n_muscles, K) and (n_times, K)",
-            file=label,
-            obj=type(model).__name__,
+@dataclass(frozen=True)
+class Synergies:
+    """What :func:`write_synergies` stores: a synergy set with its activations and provenance.
+
+    Build one with :meth:`from_model` from any fitted model (``weights_``, ``activations_``;
+    optionally ``offset_``, ``provenance()``, ``get_params()``, ``method``, ``nonnegative``,
+    ``muscle_names_``), or directly (e.g. a simulation's ground truth).
+
+    Attributes
+    ----------
+    weights
+        (n_muscles, K) synergy weights.
+    activations
+        (n_times, K) activations.
+    method
+        Name of the method, lower case ("nmf", "rlvm", "ground_truth").
+    nonnegative
+        Whether the method forces the weights to be non-negative.
+    offset
+        (n_muscles,) decoder offset (RLVM), or None.
+    parameters
+        Parameters of the method (JSON-able).
+    fit
+        Fit measures and anything else the model reports (JSON-able).
+    muscle_names
+        One name per weight row, or None (the EMG's names are used).
+    model_class
+        Import path of the model's class.
+    """
+
+    weights: np.ndarray
+    activations: np.ndarray
+    method: str
+    nonnegative: bool
+    offset: np.ndarray | None = None
+    parameters: Mapping[str, Any] | None = None
+    fit: Mapping[str, Any] | None = None
+    muscle_names: Sequence[str] | None = None
+    model_class: str | None = None
+
+    @classmethod
+    def from_model(cls, model: Any, label: str = "") -> Synergies:
+        """The synergies of a fitted model (an InputError naming ``label`` when unfitted)."""
+        if isinstance(model, Synergies):
+            return model
+        for attr in ("weights_", "activations_"):
+            if not hasattr(model, attr):
+                raise InputError(
+                    f"the model has no '{attr}': fit it first (write_synergies needs a fitted "
+                    "model with weights_ (n_muscles, K) and activations_ (n_times, K))",
+                    file=label,
+                    obj=type(model).__name__,
+                )
+        prov = dict(model.provenance()) if callable(getattr(model, "provenance", None)) else {}
+        weights = np.asarray(model.weights_, dtype=float)
+        method = prov.pop("method", None) or getattr(model, "method", "") or type(model).__name__
+        default_nonneg = bool(weights.size and weights.min() >= 0)
+        nonnegative = bool(prov.pop("nonnegative", getattr(model, "nonnegative", default_nonneg)))
+        params = prov.pop("parameters", None)
+        if params is None and callable(getattr(model, "get_params", None)):
+            params = model.get_params()
+        offset = getattr(model, "offset_", None)
+        return cls(
+            weights=weights,
+            activations=np.asarray(model.activations_, dtype=float),
+            method=str(method).lower(),
+            nonnegative=nonnegative,
+            offset=None if offset is None else np.asarray(offset, dtype=float).ravel(),
+            parameters=jsonable(params or {}),
+            fit=jsonable(prov),
+            muscle_names=getattr(model, "muscle_names_", None),
+            model_class=f"{type(model).__module__}.{type(model).__qualname__}",
         )
-    offset = getattr(model, "offset_", None)
-    if offset is not None:
-        offset = np.asarray(offset, dtype=float).ravel()
-        if offset.shape != (weights.shape[0],):
+
+    def check(self, label: str) -> None:
+        """Raise InputError (naming ``label``) when the shapes disagree."""
+        w, a = self.weights, self.activations
+        if w.ndim != 2 or a.ndim != 2 or w.shape[1] != a.shape[1]:
             raise InputError(
-                f"offset_ has shape {offset.shape}, expected ({weights.shape[0]},)",
+                f"weights {w.shape} and activations {a.shape} must be (n_muscles, K) and "
+                "(n_times, K)",
                 file=label,
-                obj=type(model).__name__,
+                obj=self.method,
             )
-    return weights, activations, offset
+        if self.offset is not None and self.offset.shape != (w.shape[0],):
+            raise InputError(
+                f"offset has shape {self.offset.shape}, expected ({w.shape[0]},)",
+                file=label,
+                obj=self.method,
+            )
+
+
+def _negcp_columns(negative_components: Any, shape: tuple[int, int], label: str) -> dict:
+    """The NegCp columns of a MuscleSynergy table: a mask, or a result with mask and p-values.
+
+    ``negative_components`` is a boolean array (n_muscles, K) (e.g. planted truth) or an
+    object with ``mask`` and optionally ``p_value`` (and ``q_value``) arrays of that shape
+    (:class:`~nwb_synergy.negcp.NegativeComponents`).
+    """
+    if isinstance(negative_components, np.ndarray) or isinstance(negative_components, list):
+        mask, p_value, q_value = negative_components, None, None
+    else:
+        mask = negative_components.mask
+        p_value = getattr(negative_components, "p_value", None)
+        q_value = getattr(negative_components, "q_value", None)
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != shape:
+        raise InputError(
+            f"NegCp mask of shape {mask.shape} for weights of shape {shape}",
+            file=label,
+            obj="negative_components",
+        )
+    out = {"negative_component": mask}
+    for key, value in (
+        ("negative_component_p_value", p_value),
+        ("negative_component_q_value", q_value),
+    ):
+        if value is not None and np.shape(value) == shape:
+            value = np.asarray(value, dtype=np.float64)
+            out[key] = np.where(np.isfinite(value), value, 1.0)
+    return out
+
+
+_NEGCP_DESCRIPTIONS = {
+    "negative_component": (
+        "True where the weight is a negative component (NegCp): a weight clearly below zero "
+        "that passes the statistical guard of the method (see the p-value columns, if any); "
+        "muscles x synergies."
+    ),
+    "negative_component_p_value": (
+        "p-value of the NegCp test of each weight (null: the weight is not below zero); "
+        "muscles x synergies."
+    ),
+    "negative_component_q_value": (
+        "Benjamini-Hochberg adjusted p-value of the NegCp test over all candidates of the fit; "
+        "muscles x synergies."
+    ),
+}
 
 
 def _per_synergy_vaf(
@@ -238,6 +362,8 @@ def write_synergies(
     overwrite: bool = False,
     rate: float | None = None,
     t_start: float = 0.0,
+    negative_components: Any = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> tuple[MuscleSynergy, SynergyActivation]:
     """Add a fitted model's synergies and activations to ``nwbfile.processing["behavior"]``.
 
@@ -246,9 +372,9 @@ def write_synergies(
     nwbfile
         An open pynwb NWBFile (in memory, or from :func:`~nwb_synergy.io.save.edit_nwb`).
     model
-        A fitted model with ``weights_`` (n_muscles, K) and ``activations_`` (n_times, K);
-        used when present: ``provenance()``, ``get_params()``, ``method``, ``nonnegative``,
-        ``offset_`` (n_muscles,), ``muscle_names_``.
+        A fitted model with ``weights_`` (n_muscles, K) and ``activations_`` (n_times, K)
+        (used when present: ``provenance()``, ``get_params()``, ``method``, ``nonnegative``,
+        ``offset_`` (n_muscles,), ``muscle_names_``), or a :class:`Synergies` record.
     emg
         The :class:`~nwb_synergy.EMG` the model was fitted on (conditioned): its ``rate`` and
         ``t_start`` time the activations, its names label the rows, its ``source`` gives the
@@ -263,6 +389,13 @@ def write_synergies(
         Replace results already stored under these names instead of refusing.
     rate, t_start
         Timing of the activations (Hz, s) when no ``emg`` is given.
+    negative_components
+        NegCps of the weights: a boolean (n_muscles, K) array, or a result with ``mask`` and
+        ``p_value`` (and ``q_value``) arrays (:func:`~nwb_synergy.negative_components`);
+        written as the columns ``negative_component`` (and ``negative_component_p_value``,
+        ``negative_component_q_value``).
+    provenance
+        More provenance to store (e.g. the options of the analysis that produced the model).
 
     Returns
     -------
@@ -275,19 +408,13 @@ def write_synergies(
     ResultsExistError
         Results of the same name exist and ``overwrite`` is False.
     """
-    label = _file_label(nwbfile)
-    weights, activations, offset = _model_arrays(model, label)
+    label = file_label(nwbfile)
+    synergies = Synergies.from_model(model, label)
+    synergies.check(label)
+    weights, activations, offset = synergies.weights, synergies.activations, synergies.offset
     n_muscles, k = weights.shape
-    prov = dict(model.provenance()) if callable(getattr(model, "provenance", None)) else {}
-    method = str(prov.pop("method", None) or getattr(model, "method", "") or type(model).__name__)
-    method = method.lower()
-    nonnegative = bool(prov.pop("nonnegative", getattr(model, "nonnegative", weights.min() >= 0)))
-    params = prov.pop("parameters", None)
-    if params is None and callable(getattr(model, "get_params", None)):
-        params = model.get_params()
-    params = jsonable(params or {})
-
-    names = getattr(model, "muscle_names_", None)
+    method, nonnegative, params = synergies.method, synergies.nonnegative, synergies.parameters
+    names = synergies.muscle_names
     if emg is not None:
         if names is not None and list(names) != list(emg.muscle_names):
             raise InputError(
@@ -324,12 +451,10 @@ def write_synergies(
     replace = _existing(nwbfile, "behavior", (ms_name, act_name), overwrite)
 
     extra: dict[str, Any] = {}
-    provenance: dict[str, Any] = {"fit": jsonable(prov), "versions": library_versions()}
-    provenance["model_class"] = f"{type(model).__module__}.{type(model).__qualname__}"
-    provenance["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    provenance = _provenance(emg, fit=dict(synergies.fit or {}), **dict(provenance or {}))
+    if synergies.model_class:
+        provenance["model_class"] = synergies.model_class
     if emg is not None:
-        provenance["conditioning"] = jsonable(list(emg.history))
-        provenance["emg"] = _emg_summary(emg)
         refs = emg_references(nwbfile, emg, n_muscles)
         if refs.series is not None:
             extra["emg_series"] = refs.series
@@ -377,6 +502,9 @@ def write_synergies(
         )
     except InputError as err:
         raise InputError(err.problem, file=label, obj=f"processing/behavior/{err.obj}") from None
+    if negative_components is not None:
+        for column, values in _negcp_columns(negative_components, weights.shape, label).items():
+            synergy.add_column(name=column, description=_NEGCP_DESCRIPTIONS[column], data=values)
     _store(nwbfile, "behavior", (synergy, activation), replace)
     return synergy, activation
 
@@ -444,10 +572,11 @@ def write_sta(
     fields: Mapping[int, Any] | None = None,
     *,
     emg=None,
-    name: str = "SpikeTriggeredAverages",
+    name: str = STA_TABLE,
     parameters: Mapping[str, Any] | None = None,
     description: str | None = None,
     overwrite: bool = False,
+    provenance: Mapping[str, Any] | None = None,
 ) -> SpikeTriggeredAverageTable:
     """Add spike-triggered averages (and effects, fields) to ``processing["ecephys"]``.
 
@@ -480,12 +609,14 @@ def write_sta(
         Description of the table; a factual one by default.
     overwrite
         Replace a table of the same name instead of refusing.
+    provenance
+        More provenance to store (e.g. the options of the analysis).
 
     Returns
     -------
     SpikeTriggeredAverageTable
     """
-    label = _file_label(nwbfile)
+    label = file_label(nwbfile)
     if not stas:
         raise InputError("no spike-triggered averages to write", file=label, obj="stas")
     unit_ids = list(stas)
@@ -543,15 +674,12 @@ def write_sta(
             values.append(field)
         columns["field_value"] = np.concatenate(values)
 
-    provenance: dict[str, Any] = {"versions": library_versions()}
-    provenance["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     emg_unit = str(getattr(first, "unit", "a.u."))
     if emg is None and _looks_like_emg(getattr(first, "source", None)):
         emg = first.source  # the EMG the averages were computed from
+    provenance = _provenance(emg, **dict(provenance or {}))
     if emg is not None:
         emg_unit = emg.unit
-        provenance["conditioning"] = jsonable(list(emg.history))
-        provenance["emg"] = _emg_summary(emg)
         if not np.isclose(float(emg.rate), float(first.rate), rtol=1e-9, atol=0.0):
             raise InputError(
                 f"the averages were computed at {float(first.rate):g} Hz but the EMG is sampled "
@@ -598,3 +726,179 @@ def write_sta(
         raise InputError(err.problem, file=label, obj=f"processing/ecephys/{err.obj}") from None
     _store(nwbfile, "ecephys", (table,), replace)
     return table
+
+
+# -- muscle fields against synergies ------------------------------------------------------------
+
+
+def write_field_matches(
+    nwbfile,
+    matches: Mapping[int, Mapping[str, Any]],
+    *,
+    synergy_table: str,
+    n_permutations: int,
+    overwrite: bool = False,
+):
+    """Add the best-matching synergy of each unit's muscle field to ``processing["ecephys"]``.
+
+    Parameters
+    ----------
+    nwbfile
+        An open NWBFile holding the Units (at the root or in a processing module).
+    matches
+        {unit id: {"best_synergy": int, "cosine": float, "p_value": float}}.
+    synergy_table
+        Name of the MuscleSynergy table whose columns ``best_synergy`` indexes.
+    n_permutations
+        Number of muscle-label shuffles behind the p-values.
+    overwrite
+        Replace a table of the same name instead of refusing.
+
+    Returns
+    -------
+    hdmf.common.DynamicTable
+        ``MuscleFieldSynergyMatch``, one row per unit, with a ``unit`` region of the Units.
+    """
+    from hdmf.common import DynamicTable, DynamicTableRegion, VectorData
+
+    label = file_label(nwbfile)
+    uids = list(matches)
+    units, rows = _unit_rows(nwbfile, uids, label)
+    replace = _existing(nwbfile, "ecephys", (MATCH_TABLE,), overwrite)
+
+    def column(key: str, dtype, description: str) -> VectorData:
+        values = np.array([matches[u][key] for u in uids], dtype=dtype)
+        return VectorData(name=key, description=description, data=values)
+
+    table = DynamicTable(
+        name=MATCH_TABLE,
+        description=(
+            f"For each unit with a post-spike effect: the synergy of {synergy_table} most "
+            "similar (cosine) to its muscle field, and the Monte Carlo p-value of that cosine "
+            f"against {n_permutations} shuffles of the muscle labels (written by {SOFTWARE})."
+        ),
+        columns=[
+            DynamicTableRegion(
+                name="unit", description="Row of the Units table.", data=rows, table=units
+            ),
+            VectorData(
+                name="synergy_table",
+                description="Name of the MuscleSynergy table the synergy belongs to.",
+                data=[synergy_table] * len(uids),
+            ),
+            column(
+                "best_synergy",
+                np.int64,
+                "Column of that table's weights (0-based) best matching the field.",
+            ),
+            column("cosine", float, "Cosine similarity of the muscle field and that synergy."),
+            column("p_value", float, "Monte Carlo p-value of the cosine (muscle labels shuffled)."),
+        ],
+    )
+    _store(nwbfile, "ecephys", (table,), replace)
+    return table
+
+
+_CORRESPONDENCE_COLUMNS = {
+    "p_value": (
+        float,
+        "Permutation p-value: that the suppressed muscles of inhibitory units coincide with the "
+        "NegCps of their best-matching synergy no more than by chance.",
+    ),
+    "statistic": (
+        float,
+        "Coincidences in excess of chance, summed over the inhibitory units: sum over units of "
+        "(|suppressed & NegCps of the best synergy| - expected).",
+    ),
+    "coincidences": (
+        np.int64,
+        "Suppressed muscles that are NegCps of the unit's best synergy, summed over the "
+        "inhibitory units.",
+    ),
+    "expected": (
+        float,
+        "The same expected by chance given the numbers of suppressed muscles and NegCps.",
+    ),
+    "n_suppressed": (np.int64, "Suppressed (unit, muscle) pairs over the inhibitory units."),
+}
+
+
+def write_correspondence(
+    nwbfile,
+    result: Any,
+    *,
+    synergy_table: str,
+    n_permutations: int,
+    overwrite: bool = False,
+):
+    """Add the NegCp-PSpS correspondence test (one row) to ``processing["ecephys"]``.
+
+    Parameters
+    ----------
+    nwbfile
+        An open NWBFile.
+    result
+        The test's result (:func:`~nwb_synergy.negcp_psps_correspondence`): ``p_value``,
+        ``statistic``, ``coincidences``, ``expected``, ``n_suppressed``.
+    synergy_table
+        Name of the MuscleSynergy table whose NegCps were tested.
+    n_permutations
+        Number of permutations of the null distribution.
+    overwrite
+        Replace a table of the same name instead of refusing.
+
+    Returns
+    -------
+    hdmf.common.DynamicTable
+        ``NegCpPSpSCorrespondence``.
+    """
+    from hdmf.common import DynamicTable, VectorData
+
+    replace = _existing(nwbfile, "ecephys", (CORRESPONDENCE_TABLE,), overwrite)
+    columns = [
+        VectorData(name=key, description=text, data=np.array([getattr(result, key)], dtype=dtype))
+        for key, (dtype, text) in _CORRESPONDENCE_COLUMNS.items()
+    ]
+    columns.append(
+        VectorData(
+            name="n_permutations",
+            description="Number of permutations of the null distribution.",
+            data=np.array([n_permutations], dtype=np.int64),
+        )
+    )
+    columns.append(
+        VectorData(
+            name="synergy_table",
+            description="MuscleSynergy table whose NegCps were tested.",
+            data=[synergy_table],
+        )
+    )
+    table = DynamicTable(
+        name=CORRESPONDENCE_TABLE,
+        description=(
+            "NegCp-PSpS correspondence test (Guo et al. 2025): do the muscles suppressed by "
+            "inhibitory units coincide with the negative components of their best-matching "
+            f"synergy more often than chance? One row (written by {SOFTWARE})."
+        ),
+        columns=columns,
+    )
+    _store(nwbfile, "ecephys", (table,), replace)
+    return table
+
+
+# -- results already in a file ------------------------------------------------------------------
+
+
+def existing_results(nwbfile, paths: Sequence[str]) -> list[str]:
+    """Which of ``paths`` ("processing/<module>/<name>") are already in ``nwbfile``."""
+    return [p for p in paths if _lookup(nwbfile, p) is not None]
+
+
+def remove_results(nwbfile, paths: Sequence[str]) -> list[str]:
+    """Detach the objects at ``paths`` from ``nwbfile`` (those present); returns them."""
+    removed = []
+    for path in existing_results(nwbfile, paths):
+        _, module, name = path.split("/", 2)
+        _remove(nwbfile.processing[module], name)
+        removed.append(path)
+    return removed

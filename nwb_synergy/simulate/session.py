@@ -66,7 +66,6 @@ FORELIMB_MUSCLES = (
     "TB",
 )
 
-ROLES = ("inhibitory", "facilitatory", "none")
 SPIKE_RESOLUTION = 1.0 / 30000.0  # s, as if sorted from a 30 kHz recording
 SESSION_START = datetime(2024, 1, 15, 10, 0, 0, tzinfo=timezone.utc)  # fixed: reproducible files
 
@@ -150,28 +149,6 @@ class SimulatedSession:
                 elif self.effects[u, m] < 0:
                     out[(uid, name)] = "PSpS"
         return out
-
-
-class _TruthModel:
-    """The planted synergies dressed as a fitted model, for :func:`write_synergies`."""
-
-    method = "ground_truth"
-    nonnegative = False
-
-    def __init__(self, weights, activations, tonic, names, parameters):
-        self.weights_ = weights
-        self.activations_ = activations
-        self.offset_ = tonic
-        self.muscle_names_ = names
-        self._parameters = parameters
-
-    def provenance(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "nonnegative": False,
-            "parameters": self._parameters,
-            "n_synergies": int(self.weights_.shape[1]),
-        }
 
 
 def _muscle_names(n_muscles: int) -> list[str]:
@@ -385,7 +362,7 @@ def _build_nwbfile(session: SimulatedSession, emg_volts: np.ndarray, params: dic
     from pynwb.file import Subject
 
     from .. import __version__
-    from ..io.write import write_synergies
+    from ..io.write import Synergies, write_synergies
 
     identifier = str(
         uuid.uuid5(
@@ -463,14 +440,16 @@ def _build_nwbfile(session: SimulatedSession, emg_volts: np.ndarray, params: dic
             planted_suppressed=",".join(np.asarray(session.muscle_names)[eff < 0]),
             planted_effect_size=float(np.abs(eff).max()) if np.any(eff) else 0.0,
         )
-    truth = _TruthModel(
-        session.weights,
-        session.activations,
-        session.tonic,
-        session.muscle_names,
-        {k: params[k] for k in ("n_synergies", "negative_size", "random_state")},
+    truth = Synergies(
+        weights=session.weights,
+        activations=session.activations,
+        method="ground_truth",
+        nonnegative=False,
+        offset=session.tonic,
+        parameters={k: params[k] for k in ("n_synergies", "negative_size", "random_state")},
+        muscle_names=session.muscle_names,
     )
-    synergy, _ = write_synergies(
+    write_synergies(
         nwbfile,
         truth,
         name="Truth",
@@ -481,10 +460,6 @@ def _build_nwbfile(session: SimulatedSession, emg_volts: np.ndarray, params: dic
             "(signed; negative weights are the planted NegCps), with the tonic baseline as "
             "'offset'. One row per muscle."
         ),
-    )
-    synergy.add_column(
-        name="negative_component",
-        description="True where the weight is a planted negative component (NegCp).",
-        data=session.negative_mask,
+        negative_components=session.negative_mask,
     )
     return nwbfile

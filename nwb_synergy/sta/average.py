@@ -26,7 +26,7 @@ Baselines (both optional, never applied to ``mean`` itself):
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,12 +91,6 @@ class LazySweeps:
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         out = self._read(np.arange(len(self.starts)))
         return out if dtype is None else out.astype(dtype)
-
-    def iter_batches(self, size: int = 256) -> Iterator[tuple[slice, np.ndarray]]:
-        """Yield ``(slice, sweeps[slice])`` over consecutive batches of spikes."""
-        for b0 in range(0, len(self.starts), size):
-            sl = slice(b0, min(b0 + size, len(self.starts)))
-            yield sl, self[sl]
 
     def __repr__(self) -> str:
         return f"LazySweeps(shape={self.shape}, dtype={self.dtype})"

@@ -67,6 +67,10 @@ from .average import STAResult, increment_shifted_average, isa_shifts
 
 __all__ = ["post_spike_effects", "EFFECT_COLUMNS"]
 
+#: default control and test windows of the effect tests, seconds relative to the spike
+DEFAULT_BASELINE = (-0.03, -0.01)
+DEFAULT_TEST = (0.003, 0.015)
+
 EFFECT_COLUMNS = [
     "effect",
     "mpi",
@@ -214,8 +218,8 @@ def _effect_window(
 def post_spike_effects(
     sta: STAResult | Mapping[Any, STAResult],
     *,
-    baseline: tuple[float, float] = (-0.03, -0.01),
-    test: tuple[float, float] = (0.003, 0.015),
+    baseline: tuple[float, float] = DEFAULT_BASELINE,
+    test: tuple[float, float] = DEFAULT_TEST,
     method: str = "isa",
     alpha: float = 0.05,
     fragment_size: int = 100,

@@ -14,12 +14,7 @@ _MODULES = ("nwb_synergy.testing.mock_types", "nwb_synergy.testing.mock_files")
 
 def __getattr__(name: str) -> Any:
     for module_name in _MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name == module_name:
-                continue
-            raise
+        module = importlib.import_module(module_name)
         if hasattr(module, name):
             return getattr(module, name)
     raise AttributeError(f"module 'nwb_synergy.testing' has no attribute '{name}'")
