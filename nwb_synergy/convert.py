@@ -8,13 +8,13 @@ Layout read (one trial, files named ``<trial>_raw_emg.csv`` and ``<trial>_cycles
 
 Written:
 
-* ``acquisition/EMG``: one 2-D :class:`pynwb.TimeSeries` (time x muscles), unit volts. When the
-  microvolt values are whole multiples of one ADC step (as in the musclesyneRgies example data,
-  0.1007 uV) they are stored as int16 counts with ``conversion`` = step in volts, which is exact;
-  otherwise as float32 microvolts with ``conversion`` = 1e-6. The muscle names (column order)
-  are in the series' ``comments`` as JSON (``{"muscle_names": ["ME", "MA", ...]}``) and in its
-  description (``muscles: ME, MA, ...``, with the full names), which is where
-  :func:`nwb_synergy.read_emg` looks for them.
+* ``acquisition/EMG``: one 2-D :class:`pynwb.TimeSeries` (time x muscles), float32
+  microvolts (which keep the CSV's 6 significant digits) with ``conversion`` = 1e-6 to volts.
+  The muscle names (column order) are the last line of its description, a JSON list
+  (``muscles: ["ME", "MA", ...]``, after the full names), which is where
+  :func:`nwb_synergy.read_emg` looks for them. The file opens with ``neo.io.NWBIO`` too, which
+  needs a power-of-1000 ``conversion`` (not an ADC step), comments that are not JSON and no
+  ``keywords`` (the file has none).
 * ``intervals/gait_cycles``: one row per touchdown, ``start_time`` = touchdown, ``stop_time`` =
   next touchdown (the end of the recording for the last one), a ``liftoff_time`` column and a
   ``complete`` column (False for the last, open cycle).
@@ -185,27 +185,6 @@ def read_walking_trial(directory: str | Path, trial: str | None = None) -> Walki
     )
 
 
-def adc_step(values: np.ndarray, tolerance: float = 0.02) -> float | None:
-    """The quantisation step of integer-coded samples, or None when there is none.
-
-    The step is the smallest non-zero magnitude; it is accepted when every sample is a whole
-    multiple of it within ``tolerance`` steps (CSV rounding) and the counts fit in int16.
-    """
-    magnitudes = np.abs(values[values != 0])
-    if magnitudes.size == 0:
-        return None
-    step = float(magnitudes.min())
-    counts = values / step
-    if np.abs(counts - np.round(counts)).max() > tolerance:
-        return None
-    if np.abs(np.round(counts)).max() > np.iinfo(np.int16).max:
-        return None
-    # refine the step by least squares on the integer counts (CSV values carry ~6 digits)
-    n = np.round(counts).ravel()
-    step = float(np.dot(n, values.ravel()) / np.dot(n, n))
-    return step
-
-
 def walking_trial_to_nwb(
     trial: WalkingTrial,
     *,
@@ -258,7 +237,6 @@ def walking_trial_to_nwb(
         source_script=f"nwb_synergy.convert.convert_walking (nwb_synergy {__version__})",
         source_script_file_name="nwb_synergy/convert.py",
         notes=LICENCE,
-        keywords=["EMG", "muscle synergies", "locomotion", "walking"],
         subject=Subject(
             subject_id=subject_id,
             species="Homo sapiens",
@@ -267,30 +245,22 @@ def walking_trial_to_nwb(
             description="Healthy adult participant of the source study (age range only).",
         ),
     )
-    step_uv = adc_step(trial.emg_uv)
-    if step_uv is not None:
-        data = np.round(trial.emg_uv / step_uv).astype(np.int16)
-        conversion = step_uv * 1e-6
-        how = f"int16 ADC counts of {step_uv:.10g} uV (exact to the CSV's precision)"
-    else:
-        data = trial.emg_uv.astype(np.float32)
-        conversion = 1e-6
-        how = "float32 microvolts"
+    # No ADC-step conversion, no JSON comments, no keywords: neo.io.NWBIO could not read them.
     nwbfile.add_acquisition(
         TimeSeries(
             name="EMG",
-            data=data,
+            data=trial.emg_uv.astype(np.float32),
             unit="volts",
-            conversion=conversion,
+            conversion=1e-6,
             starting_time=trial.t_start,
             rate=float(trial.rate),
             description=(
-                f"Raw surface EMG of {len(full)} right-leg muscles (time x muscles), {how}: "
+                f"Raw surface EMG of {len(full)} right-leg muscles (time x muscles) in "
+                "microvolts: "
                 + "; ".join(full)
                 + ".\nmuscles: "
-                + ", ".join(trial.muscle_names)
+                + json.dumps(list(trial.muscle_names), ensure_ascii=False)
             ),
-            comments=json.dumps({"muscle_names": list(trial.muscle_names)}),
         )
     )
     t_end = trial.t_start + len(trial.emg_uv) / trial.rate

@@ -1,28 +1,43 @@
 """Adapters between our EMG / spike-train containers and Neo objects.
 
-Built on our own NWB reader, not on ``neo.io.NWBIO`` (which fails on ElectricalSeries, on Units
-without ``obs_intervals`` and on unusual ``conversion`` factors). Quantities are respected both
-ways: a signal in mV sampled at kHz with ``t_start`` in ms becomes volts, Hz and seconds.
+Built on our own NWB reader, not on ``neo.io.NWBIO``, which reads only what it wrote itself and
+simple files: it fails on ElectricalSeries, on Units without ``obs_intervals``, on a
+``conversion`` that is not a power of 1000 (an ADC step), on JSON ``comments`` that are not its
+own block record and on file ``keywords`` (0.14.6), and ignores ``offset``. The files
+nwb_synergy writes avoid all of these, so ``NWBIO(path, mode="r").read_all_blocks()`` opens
+them and :func:`read_neo_block` reads its Block back (muscle names from the description). Neo
+keeps no Units ids: NWBIO names no trains, and their ids are then their rows. Writing with
+NWBIO: once any NWB extension is loaded (ours is, by nwb_synergy), ``write_all_blocks`` writes
+the file and then fails its own validation against ``core``; pass ``validate=False``.
+Quantities are respected both ways: a signal in mV sampled at kHz with ``t_start`` in ms becomes
+volts, Hz and seconds.
 
 Conventions used on the Neo side:
 
 - an EMG is one :class:`neo.AnalogSignal` (time x muscles) with the muscle names in the array
-  annotation ``channel_names`` (what Neo's raw IOs use); names are also read from
-  ``muscle_names``, ``channel_name`` or ``names``;
-- a unit is one :class:`neo.SpikeTrain` named ``"unit <id>"`` and annotated ``unit_id=<id>``;
-  the id is read back from the annotations ``unit_id``, ``id``, ``unit`` or ``channel_id``, or
-  from the digits ending the train's name (``"unit0"``, ``"#3"``), else from its position.
+  annotation ``channel_names`` (what Neo's raw IOs use) and in its description, as the last line
+  ``muscles: ["A", "B", ...]`` (a JSON list: the form our NWB files use, kept by IOs that drop
+  array annotations, NWBIO among them); names are also read from ``muscle_names``,
+  ``channel_name`` or ``names``. Provenance is in the annotations ``nwb_series``,
+  ``nwb_channels``, ``nwb_electrodes`` (where the samples came from) and ``history`` (JSON text
+  of the processing steps, so that every IO that keeps strings keeps it);
+- a unit is one :class:`neo.SpikeTrain` named ``"unit <id>"`` (or a name given) and annotated
+  ``unit_id=<id>``, from the recording's start to its end (``t_start``, ``t_stop``); the id is
+  read back from the annotations ``unit_id``, ``id``, ``unit`` or ``channel_id``, or from the
+  digits ending the train's name (``"unit0"``, ``"#3"``), else from its position.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
+from ..provenance import to_json
 from ..signals import EMG, EMGSource
 
 _NAME_KEYS = ("muscle_names", "channel_names", "channel_name", "names")
@@ -39,7 +54,7 @@ def _label(obj: Any, kind: str) -> str:
 
 
 def emg_to_neo(emg: EMG):
-    """The EMG as a :class:`neo.AnalogSignal`.
+    """The EMG as a :class:`neo.AnalogSignal`, with its names and provenance.
 
     Parameters
     ----------
@@ -49,17 +64,26 @@ def emg_to_neo(emg: EMG):
     Returns
     -------
     neo.AnalogSignal
-        Shape (n_times, n_muscles), units V (dimensionless for arbitrary units), sampling rate
-        in Hz, ``t_start`` in s, array annotation ``channel_names`` = muscle names, annotations
-        ``nwb_series`` (source series paths) when known and ``history``-free.
+        Shape (n_times, n_muscles), units V (dimensionless for arbitrary units, the unit then in
+        the annotation ``unit``), sampling rate in Hz, ``t_start`` in s, ``file_origin`` = the
+        source file. Muscle names in the array annotation ``channel_names`` and in the
+        description (``muscles: [...]``, JSON); annotations ``history`` (JSON text of
+        ``emg.history``) and, when the source is known, ``nwb_series``, ``nwb_channels`` and
+        ``nwb_electrodes``.
     """
     import neo
     import quantities as pq
 
     units = _quantity_unit(emg.unit)
-    annotations: dict[str, Any] = {}
-    if emg.source is not None and emg.source.series_names:
-        annotations["nwb_series"] = list(emg.source.series_names)
+    annotations: dict[str, Any] = {"history": to_json(list(emg.history))}
+    source = emg.source
+    if source is not None:
+        if source.series_names:
+            annotations["nwb_series"] = list(source.series_names)
+        if len(source.channels) == emg.n_muscles:
+            annotations["nwb_channels"] = [int(c) for c in source.channels]
+        if source.electrodes is not None:
+            annotations["nwb_electrodes"] = [int(e) for e in source.electrodes]
     if units is pq.dimensionless and emg.unit not in ("", "a.u.", "dimensionless"):
         annotations["unit"] = emg.unit
     return neo.AnalogSignal(
@@ -68,7 +92,9 @@ def emg_to_neo(emg: EMG):
         sampling_rate=emg.rate * pq.Hz,
         t_start=emg.t_start * pq.s,
         name="EMG",
-        file_origin=None if emg.source is None else emg.source.file,
+        description=f"EMG (time x muscles), {emg.unit}.\nmuscles: "
+        + json.dumps(list(emg.muscle_names), ensure_ascii=False),
+        file_origin=None if source is None else source.file,
         array_annotations={"channel_names": np.array(emg.muscle_names)},
         **annotations,
     )
@@ -86,12 +112,52 @@ def _quantity_unit(unit: str):
 
 
 def _names_from(signal, n: int) -> list[str] | None:
+    from .read import _names_from_text
+
     for source in (signal.array_annotations, signal.annotations):
         for key in _NAME_KEYS:
             values = source.get(key)
             if values is not None and np.ndim(values) == 1 and len(values) == n:
                 return [str(v) for v in values]
-    return None
+    return _names_from_text([getattr(signal, "description", None)], n)
+
+
+def _source_of(signal, obj: str, n: int) -> EMGSource:
+    """Where the samples came from: our annotations, else NWBIO's ``nwb_group``, else the name."""
+    notes = signal.annotations
+    series = notes.get("nwb_series")
+    # atleast_1d: NeoMatlabIO gives a one-element list back as its element
+    series = [] if series is None else [str(x) for x in np.atleast_1d(series)]
+    if not series and notes.get("nwb_group") and getattr(signal, "name", None):
+        series = [f"{notes['nwb_group']}/{signal.name}"]  # read by neo.io.NWBIO
+    channels = notes.get("nwb_channels")
+    electrodes = notes.get("nwb_electrodes")
+    return EMGSource(
+        file=getattr(signal, "file_origin", None) or None,
+        series_names=tuple(series) or (obj,),
+        channels=tuple(int(c) for c in np.atleast_1d(channels))
+        if channels is not None and np.size(channels) == n
+        else tuple(range(n)),
+        electrodes=None if electrodes is None else tuple(int(e) for e in np.atleast_1d(electrodes)),
+    )
+
+
+def _history_of(signal, label: str, obj: str) -> list[dict]:
+    stored = signal.annotations.get("history")
+    if stored is None:
+        return []
+    if isinstance(stored, str):
+        try:
+            stored = json.loads(stored)
+        except ValueError:
+            raise InputError(
+                "the 'history' annotation is not JSON text", file=label, obj=obj
+            ) from None
+    if not isinstance(stored, list) or not all(isinstance(step, dict) for step in stored):
+        raise InputError(
+            "the 'history' annotation is not a list of steps (dicts)", file=label, obj=obj
+        )
+    return [dict(step) for step in stored]
 
 
 def emg_from_neo(signal, muscle_names: Sequence[str] | None = None) -> EMG:
@@ -100,21 +166,27 @@ def emg_from_neo(signal, muscle_names: Sequence[str] | None = None) -> EMG:
     Parameters
     ----------
     signal
-        AnalogSignal of shape (n_times, n_channels), in any voltage unit (rescaled to V) or in
-        another unit (kept, and named in ``EMG.unit``; dimensionless -> ``"a.u."``).
+        AnalogSignal of shape (n_times, n_channels), in any voltage unit (rescaled to V, in
+        float64) or in another unit (kept, and named in ``EMG.unit``; dimensionless -> the
+        annotation ``unit`` or ``"a.u."``).
     muscle_names
         Names of the channels; default from the array annotation ``channel_names`` (or
-        ``muscle_names``, ``channel_name``, ``names``), else ``muscle_0, ...``.
+        ``muscle_names``, ``channel_name``, ``names``), else from a ``muscles: ...`` line of the
+        description (as in our NWB files, so signals read by ``neo.io.NWBIO`` have them), else
+        ``muscle_0, ...``.
 
     Returns
     -------
     EMG
+        ``source`` from the annotations ``nwb_series``, ``nwb_channels``, ``nwb_electrodes``
+        (NWBIO's ``nwb_group``/name otherwise) and ``file_origin``; ``history`` = the annotation
+        ``history`` followed by a ``read_neo`` step.
 
     Raises
     ------
     InputError
         Not an AnalogSignal (e.g. irregularly sampled), wrong number of names, NaN or infinite
-        samples, no samples.
+        samples, no samples, a ``history`` annotation that is not a list of steps.
     """
     import neo
     import quantities as pq
@@ -125,14 +197,13 @@ def emg_from_neo(signal, muscle_names: Sequence[str] | None = None) -> EMG:
         kind = type(signal).__name__
         hint = "; resample it to a regular grid first" if "Irregular" in kind else ""
         raise InputError(f"expected a neo.AnalogSignal, got {kind}{hint}", file=label, obj=obj)
-    try:
-        values = signal.rescale(pq.V)
+    data = np.asarray(signal.magnitude, dtype=np.float64)
+    try:  # scaled in float64: a float32 or integer signal is not rounded to its own dtype
+        data = data * float(signal.units.rescale(pq.V).magnitude)
         unit = "V"
     except ValueError:
-        values = signal
         dim = signal.dimensionality.string
-        unit = "a.u." if dim == "dimensionless" else dim
-    data = np.asarray(values.magnitude, dtype=np.float64)
+        unit = str(signal.annotations.get("unit", "a.u.")) if dim == "dimensionless" else dim
     if data.ndim == 1:
         data = data[:, None]
     n_times, n = data.shape
@@ -152,19 +223,15 @@ def emg_from_neo(signal, muscle_names: Sequence[str] | None = None) -> EMG:
         )
     rate = float(signal.sampling_rate.rescale(pq.Hz).magnitude)
     t_start = float(signal.t_start.rescale(pq.s).magnitude)
-    series = signal.annotations.get("nwb_series")
+    history = _history_of(signal, label, obj)
     return EMG(
         data=data,
         rate=rate,
         t_start=t_start,
         muscle_names=names or [],
         unit=unit,
-        source=EMGSource(
-            file=getattr(signal, "file_origin", None) or None,
-            series_names=tuple(series) if series else (obj,),
-            channels=tuple(range(n)),
-        ),
-        history=[{"step": "read_neo", "signal": obj}],
+        source=_source_of(signal, obj, n),
+        history=[*history, {"step": "read_neo", "signal": obj}],
     )
 
 
@@ -172,25 +239,37 @@ def emg_from_neo(signal, muscle_names: Sequence[str] | None = None) -> EMG:
 
 
 def spike_trains_to_neo(
-    spike_trains: dict[int, np.ndarray],
-    t_stop: float | None = None,
+    spike_trains: Mapping[int, np.ndarray],
+    t_stop: float,
     t_start: float | None = None,
+    *,
+    unit_names: Mapping[int, str] | None = None,
 ) -> list:
-    """One :class:`neo.SpikeTrain` per unit.
+    """One :class:`neo.SpikeTrain` per unit, over the whole recording.
 
     Parameters
     ----------
     spike_trains
         {unit id: spike times in seconds}.
-    t_stop, t_start
-        Limits of the trains in seconds; default the last spike of all units, and the smaller of
-        0 and the first spike.
+    t_stop
+        End of the recording in seconds (e.g. ``emg.t_start + emg.duration``, or the end of
+        the Units' ``obs_intervals``), not the last spike: Neo and Elephant take
+        ``t_stop - t_start`` as the time observed (firing rates, surrogates, binning).
+    t_start
+        Start of the recording in seconds; default the smaller of 0 and the first spike.
+    unit_names
+        {unit id: name} for some or all units; the others are named ``"unit <id>"``.
 
     Returns
     -------
     list of neo.SpikeTrain
-        In the order of ``spike_trains``, times in s, named ``"unit <id>"``, annotated
-        ``unit_id``.
+        In the order of ``spike_trains``, times in s, named as above, annotated ``unit_id``.
+
+    Raises
+    ------
+    InputError
+        Spikes outside ``t_start..t_stop``, ``t_stop`` not after ``t_start`` or not finite,
+        names for ids that have no train, two units with one name.
     """
     import neo
     import quantities as pq
@@ -200,19 +279,33 @@ def spike_trains_to_neo(
     first = min((float(t.min()) for t in nonempty), default=0.0)
     last = max((float(t.max()) for t in nonempty), default=0.0)
     t_start = min(0.0, first) if t_start is None else float(t_start)
-    t_stop = last if t_stop is None else float(t_stop)
+    t_stop = float(t_stop)
+    if not (np.isfinite(t_stop) and np.isfinite(t_start) and t_stop > t_start):
+        raise InputError(
+            f"t_stop ({t_stop:g} s) must be finite and after t_start ({t_start:g} s)",
+            obj="t_stop",
+        )
     if nonempty and (first < t_start or last > t_stop):
         raise InputError(
             f"spike times span {first:g}..{last:g} s, outside t_start..t_stop = "
             f"{t_start:g}..{t_stop:g} s",
             obj="spike_trains",
         )
+    given = {int(u): str(v) for u, v in (unit_names or {}).items()}
+    unknown = sorted(set(given) - set(arrays))
+    if unknown:
+        raise InputError(
+            f"unit_names names units {unknown} that have no spike train", obj="unit_names"
+        )
+    names = {uid: given.get(uid, f"unit {uid}") for uid in arrays}
+    if len(set(names.values())) < len(names):
+        raise InputError(f"two units have the same name: {names}", obj="unit_names")
     return [
         neo.SpikeTrain(
             times * pq.s,
             t_start=t_start * pq.s,
             t_stop=t_stop * pq.s,
-            name=f"unit {uid}",
+            name=names[uid],
             unit_id=uid,
         )
         for uid, times in arrays.items()

@@ -9,7 +9,8 @@ level down inside a container (BehavioralTimeSeries, FilteredEphys, LFP, ...):
     argument; from JSON in ``comments`` or ``description`` (an object with a ``muscle_names``,
     ``muscles``, ``channel_names`` or ``channels`` list, or a plain list); from text in the
     description such as ``"EMG of 8 muscles: FDS, FDP, ECR, ..."`` (after ``muscles:`` or
-    ``channels:``, split on commas or semicolons). Without any of these the columns are named
+    ``channels:``: a JSON list, which is what nwb_synergy writes, else split on commas or
+    semicolons). Without any of these the columns are named
     ``muscle_0, muscle_1, ...`` and a warning says to pass ``muscle_names=``.
 ``per-muscle TimeSeries``
     1-D TimeSeries, one per muscle, grouped by the container that holds them (``acquisition``, a
@@ -397,7 +398,13 @@ def _strip_emg(name: str) -> str:
 
 
 def _names_from_text(texts: Sequence[object], n: int) -> list[str] | None:
-    """Muscle names from JSON or ``muscles: A, B, C`` text; None when not found for n columns."""
+    """Muscle names for n columns from JSON or from text; None when not found.
+
+    Tried in each text in turn: the whole text as JSON (an object with a list under one of
+    ``_NAME_KEYS``, or a list), then each ``muscles: ...`` line, as a JSON list
+    (``muscles: ["FDS", "FDP, deep"]``, the form our writers use: names may hold commas) or as
+    names separated by commas or semicolons.
+    """
 
     def ok(values) -> bool:
         return (
@@ -421,6 +428,12 @@ def _names_from_text(texts: Sequence[object], n: int) -> list[str] | None:
             return list(obj)
         for match in _NAMES_IN_TEXT.finditer(text):
             rest = match.group(1).strip().rstrip(".")
+            try:  # what our writers put: 'muscles: ["A", "B, long name"]' (JSON list)
+                listed = json.loads(rest)
+            except ValueError:
+                listed = None
+            if ok(listed):
+                return list(listed)
             items = [s.strip(" \t'\"[](){}.") for s in re.split(r"[,;]", rest)]
             items = [s for s in items if s]
             if len(items) == n:

@@ -21,8 +21,11 @@ their synergy; the remaining units have no effect.
 
 What the NWB file holds
 -----------------------
-* ``acquisition/EMG``: raw EMG, a 2-D TimeSeries (time x muscles), int16 counts with a
-  ``conversion`` to volts (like an ADC), muscle names in ``comments`` as JSON.
+* ``acquisition/EMG``: raw EMG, a 2-D TimeSeries (time x muscles), float32 microvolts with
+  ``conversion`` = 1e-6 to volts; the muscle names are the last line of its description,
+  ``muscles: ["EDC", "ED23", ...]`` (a JSON list). This layout opens with ``neo.io.NWBIO``
+  (which needs a power-of-1000 ``conversion``, no ``offset``, comments that are not JSON and
+  no ``keywords``; the file has none).
 * ``units``: spike times (resolution 1/30 kHz), ``obs_intervals``, and the planted truth in
   columns ``planted_role``, ``planted_synergy``, ``planted_facilitated``,
   ``planted_suppressed`` and ``planted_effect_size``.
@@ -350,13 +353,6 @@ def simulate_session(
     return session
 
 
-def _int16(data: np.ndarray) -> tuple[np.ndarray, float]:
-    """ADC-like int16 counts and the volts per count."""
-    peak = float(np.abs(data).max())
-    conversion = peak / 32000.0 if peak > 0 else 1.0
-    return np.round(data / conversion).astype(np.int16), conversion
-
-
 def _build_nwbfile(session: SimulatedSession, emg_volts: np.ndarray, params: dict):
     from pynwb import NWBFile, TimeSeries
     from pynwb.file import Subject
@@ -387,7 +383,6 @@ def _build_nwbfile(session: SimulatedSession, emg_volts: np.ndarray, params: dic
             "(simulate_session)."
         ),
         institution="Simulated data (no institution)",
-        keywords=["EMG", "muscle synergies", "spike-triggered average", "simulation"],
         source_script=f"nwb_synergy.simulate.simulate_session (nwb_synergy {__version__})",
         source_script_file_name="nwb_synergy/simulate/session.py",
         notes="Simulation parameters (JSON): " + json.dumps(params, sort_keys=True),
@@ -399,20 +394,22 @@ def _build_nwbfile(session: SimulatedSession, emg_volts: np.ndarray, params: dic
             description="Simulated subject (no animal was recorded).",
         ),
     )
-    counts, conversion = _int16(emg_volts)
+    # Readable by neo.io.NWBIO too: float32 microvolts (NWBIO accepts only power-of-1000
+    # conversions and ignores offset; int16 at 1 uV would be too coarse for quiet muscles),
+    # names as a JSON list in the description (NWBIO takes JSON comments for its own records)
+    # and no file keywords (NWBIO 0.14 fails on them).
     nwbfile.add_acquisition(
         TimeSeries(
             name="EMG",
-            data=counts,
+            data=(emg_volts * 1e6).astype(np.float32),
             unit="volts",
-            conversion=conversion,
+            conversion=1e-6,
             starting_time=0.0,
             rate=session.rate,
             description=(
-                "Simulated raw EMG (time x muscles), int16 counts; multiply by 'conversion' for "
-                "volts.\nmuscles: " + ", ".join(session.muscle_names)
+                "Simulated raw EMG (time x muscles) in microvolts; multiply by 'conversion' for "
+                "volts.\nmuscles: " + json.dumps(list(session.muscle_names), ensure_ascii=False)
             ),
-            comments=json.dumps({"muscle_names": session.muscle_names}),
         )
     )
     nwbfile.units = None
