@@ -1,4 +1,4 @@
-"""The ndx-muscle-synergy extension: spec, construction checks, round trips, inspector checks."""
+"""The ndx-muscle-synergy extension as nwb_synergy uses it: checks, round trips, inspector."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import json
 import os
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
-import jsonschema
+import h5py
 import numpy as np
 import pynwb
 import pytest
 from pynwb import NWBHDF5IO
 
+import nwb_synergy.ndx
 from nwb_synergy.errors import InputError
 from nwb_synergy.ndx import (
     MuscleSynergy,
@@ -31,72 +31,36 @@ from nwb_synergy.testing.mock_types import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC_DIR = ROOT / "spec"
-NAMESPACE_YAML = SPEC_DIR / "ndx-muscle-synergy.namespace.yaml"
-EXTENSIONS_YAML = SPEC_DIR / "ndx-muscle-synergy.extensions.yaml"
+EXTENSION = ROOT / "ndx-muscle-synergy"
+NAMESPACE_YAML = EXTENSION / "spec" / "ndx-muscle-synergy.namespace.yaml"
 
 
-# --------------------------------------------------------------------------- the spec
+# --------------------------------------------------------------------------- the package
+# (the spec's own tests moved with it: ndx-muscle-synergy/src/pynwb/tests/unit/)
 
 
-def _metaschema() -> Path:
-    return Path(pynwb.__file__).parent / "nwb-schema" / "nwb.schema.json"
+def test_nwb_synergy_ndx_is_the_extension_package():
+    import ndx_muscle_synergy
+
+    for name in ("MuscleSynergy", "SynergyActivation", "SpikeTriggeredAverageTable"):
+        assert getattr(nwb_synergy.ndx, name) is getattr(ndx_muscle_synergy, name)
+    assert nwb_synergy.ndx.EFFECT_LABELS == ("PSF", "PSpS", "none")
+    assert spec_path() == NAMESPACE_YAML  # a source checkout or an editable install
+    namespace = pynwb.get_type_map().namespace_catalog.get_namespace("ndx-muscle-synergy")
+    assert namespace["version"] == ndx_muscle_synergy.__version__ == "0.1.0"
+    assert namespace["author"] == ["nwb_synergy developers"]
 
 
-def _validate_spec(path: Path) -> None:
-    from hdmf.testing.validate_spec import validate_spec
+def test_extension_errors_are_both_input_errors_and_the_extensions_own():
+    from ndx_muscle_synergy import InvalidDataError
 
-    with warnings.catch_warnings():  # jsonschema.RefResolver is deprecated
-        warnings.simplefilter("ignore", DeprecationWarning)
-        validate_spec(str(path), str(_metaschema()))
-
-
-def test_committed_spec_is_what_the_script_generates(tmp_path):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import create_extension_spec
-    finally:
-        sys.path.pop(0)
-    written = create_extension_spec.main(tmp_path)
-    assert [p.name for p in written] == [NAMESPACE_YAML.name, EXTENSIONS_YAML.name]
-    for path in written:
-        assert path.read_text() == (SPEC_DIR / path.name).read_text(), (
-            f"{path.name} is stale: run scripts/create_extension_spec.py"
-        )
-    assert spec_path() == NAMESPACE_YAML
-
-
-@pytest.mark.parametrize("path", [NAMESPACE_YAML, EXTENSIONS_YAML], ids=lambda p: p.name)
-def test_spec_validates_against_nwb_schema_language(path):
-    _validate_spec(path)
-
-
-def test_schema_language_validation_catches_a_broken_spec(tmp_path):
-    broken = EXTENSIONS_YAML.read_text().replace("dtype: float32", "dtype: float_thirty_two", 1)
-    assert broken != EXTENSIONS_YAML.read_text()
-    (tmp_path / "broken.yaml").write_text(broken)
-    with pytest.raises(jsonschema.ValidationError):
-        _validate_spec(tmp_path / "broken.yaml")
-
-
-def test_spec_types_and_dtypes():
-    catalog = pynwb.get_type_map().namespace_catalog
-    ns = catalog.get_namespace("ndx-muscle-synergy")
-    assert ns["version"] == "0.1.0"
-    ms = catalog.get_spec("ndx-muscle-synergy", "MuscleSynergy")
-    assert ms.data_type_inc == "DynamicTable"
-    assert ms.get_dataset("weights").dtype == "float32"
-    assert ms.get_dataset("weights").shape == [None, None]
-    assert ms.get_dataset("emg_series").quantity == "?"
-    act = catalog.get_spec("ndx-muscle-synergy", "SynergyActivation")
-    assert act.data_type_inc == "TimeSeries"
-    assert act.get_dataset("data").dtype == "float32"
-    link = act.get_link("muscle_synergy")
-    assert link.target_type == "MuscleSynergy" and link.required
-    sta = catalog.get_spec("ndx-muscle-synergy", "SpikeTriggeredAverageTable")
-    assert sta.get_dataset("sta").shape == [None, None]
-    assert sta.get_dataset("unit").data_type_inc == "DynamicTableRegion"
-    assert sta.get_attribute("window").shape == [2]
+    with pytest.raises(InputError) as info:
+        MuscleSynergy(**_ms_kwargs(muscle_name=["A", "B"]))
+    err = info.value
+    assert isinstance(err, InvalidDataError) and isinstance(err, ValueError)
+    assert err.problem == "'weights' must have shape (n_muscles=2, n_synergies >= 1), got (3, 2)"
+    assert err.obj == "MuscleSynergyNMF" and err.file is None
+    assert str(err) == f"object 'MuscleSynergyNMF': {err.problem}"
 
 
 # --------------------------------------------------------------------------- construction
@@ -384,6 +348,86 @@ def test_written_file_opens_in_fresh_process_without_nwb_synergy(tmp_path):
     assert out["effect"] == list(sta0["effect"].data)
     assert out["lags"] == len(sta0.lags) == 81
     assert out["series"] == "EMG"
+
+
+_STANDALONE_READER = r"""
+import json, sys
+for name in ("torch", "nwb_synergy"):
+    sys.modules[name] = None  # any import of them raises ImportError
+sys.path.insert(0, sys.argv[2])  # the extension's source folder
+import h5py, hdmf, numpy, pynwb
+before = set(sys.modules)
+import ndx_muscle_synergy as ndx
+added = {name.split(".")[0] for name in set(sys.modules) - before}
+from pynwb import NWBHDF5IO
+with NWBHDF5IO(sys.argv[1], "r") as io:
+    f = io.read()
+    ms = f.processing["behavior"]["MuscleSynergyNMF"]
+    act = f.processing["behavior"]["SynergyActivationNMF"]
+    sta = f.processing["ecephys"]["SpikeTriggeredAverages"]
+    out = {
+        "package": ndx.__file__,
+        "added": sorted(added - set(sys.stdlib_module_names)),
+        "typed": [type(ms) is ndx.MuscleSynergy, type(act) is ndx.SynergyActivation,
+                  type(sta) is ndx.SpikeTriggeredAverageTable],
+        "weights": ms.weights_array().tolist(),
+        "muscles": ms.muscle_names,
+        "parameters": ms.parameters_dict,
+        "linked": act.muscle_synergy is ms,
+        "activations": numpy.asarray(act.data[:]).tolist(),
+        "sta": numpy.nan_to_num(sta.sta_array(), nan=-1.0).tolist(),
+        "unit_rows": sta.unit_rows().tolist(),
+        "effects": [str(e) for e in sta["effect"].data[:]],
+    }
+loaded = [m for m, mod in sys.modules.items()
+          if m.split(".")[0] in ("torch", "nwb_synergy") and mod is not None]
+out["loaded"] = loaded
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.filterwarnings("ignore:.*usable fragments:RuntimeWarning")
+def test_results_file_reads_with_the_extension_alone(tmp_path):
+    """A file analysed by nwb_synergy reads typed with ndx_muscle_synergy, no torch, no us."""
+    from nwb_synergy.pipeline import analyze_session
+    from nwb_synergy.testing.mock_files import write_nwbfile
+
+    nwbfile, truth = mock_emg_nwbfile("2d", n_times=20000, n_muscles=6)
+    source = write_nwbfile(nwbfile, tmp_path / "session.nwb")
+    results = analyze_session(
+        source, tmp_path / "results.nwb", methods=("nmf",), n_synergies=2, progress=False,
+        n_permutations=100,
+    )  # fmt: skip
+    assert results.written[-1] == "processing/ecephys/SpikeTriggeredAverages"
+    with h5py.File(results.output, "r") as f:  # cache_spec=True: the namespace is in the file
+        assert list(f["specifications/ndx-muscle-synergy"]) == ["0.1.0"]
+    source_dir = EXTENSION / "src" / "pynwb"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-c", _STANDALONE_READER, str(results.output), str(source_dir)],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert Path(out["package"]).parent == source_dir / "ndx_muscle_synergy"
+    assert out["added"] == ["ndx_muscle_synergy"] and out["loaded"] == []
+    assert out["typed"] == [True, True, True] and out["linked"]
+    # the same numbers nwb_synergy fitted and reads back
+    model = results.models["nmf"]
+    np.testing.assert_array_equal(np.float32(out["weights"]), model.weights_.astype(np.float32))
+    np.testing.assert_array_equal(
+        np.float32(out["activations"]), model.activations_.astype(np.float32)
+    )
+    assert out["muscles"] == truth.muscle_names
+    assert out["parameters"]["n_synergies"] == 2
+    with NWBHDF5IO(str(results.output), "r") as io:
+        sta = io.read().processing["ecephys"]["SpikeTriggeredAverages"]
+        np.testing.assert_array_equal(
+            np.float32(out["sta"]), np.nan_to_num(sta.sta_array(), nan=-1.0)
+        )
+        assert out["unit_rows"] == sta.unit_rows().tolist()
+        assert out["effects"] == [str(e) for e in sta["effect"].data[:]]
+    assert len(out["unit_rows"]) == 3 * 6  # 3 units x 6 muscles
 
 
 # --------------------------------------------------------------------------- inspector checks

@@ -1,8 +1,10 @@
 """Generate the YAML of the NWB extension ``ndx-muscle-synergy`` into ``spec/``.
 
-Run from anywhere: ``python scripts/create_extension_spec.py``. The two files it writes
-(``ndx-muscle-synergy.namespace.yaml`` and ``ndx-muscle-synergy.extensions.yaml``) are committed
-and shipped inside the wheel at ``nwb_synergy/spec/``. Edit this script, never the YAML.
+Run from anywhere: ``python src/spec/create_extension_spec.py`` (in ``ndx-muscle-synergy/``).
+The two files it writes (``ndx-muscle-synergy.namespace.yaml`` and
+``ndx-muscle-synergy.extensions.yaml``) are committed and shipped inside the wheel at
+``ndx_muscle_synergy/spec/``. Edit this script, never the YAML; bump ``VERSION`` together with
+the version in ``pyproject.toml``.
 
 Types
 -----
@@ -40,7 +42,10 @@ from pynwb.spec import (
 
 NAMESPACE = "ndx-muscle-synergy"
 VERSION = "0.1.0"
-ROOT = Path(__file__).resolve().parents[1]
+AUTHORS = ["nwb_synergy developers"]
+CONTACTS = ["nwb-synergy@users.noreply.github.com"]
+#: the extension's folder (``ndx-muscle-synergy/``), whose ``spec/`` receives the YAML
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _text_attr(name: str, doc: str, required: bool = True) -> NWBAttributeSpec:
@@ -326,12 +331,13 @@ def main(output_dir: Path = ROOT / "spec") -> list[Path]:
     builder = NWBNamespaceBuilder(
         name=NAMESPACE,
         version=VERSION,
+        full_name="Muscle synergies and spike-triggered averages of EMG",
         doc=(
             "Muscle synergies (NMF, RLVM), their activations, and spike-triggered averages of EMG "
             "with post-spike effects and muscle fields."
         ),
-        author=["nwb_synergy developers"],
-        contact=["nwb-synergy@users.noreply.github.com"],
+        author=AUTHORS,
+        contact=CONTACTS,
     )
     for type_name in ("DynamicTable", "VectorData", "DynamicTableRegion", "TimeSeries"):
         builder.include_type(type_name, namespace="core")
