@@ -8,8 +8,8 @@ pynapple (https://pynapple.org) keeps every time series with its own timestamps 
   from the timestamps;
 - a ``TsGroup`` is a set of units ``{unit id: spike times}`` (its keys are the unit ids), a
   ``Ts`` (or ``Tsd``) the spike times of one unit;
-- an ``IntervalSet`` is a restriction: only spikes whose whole window lies inside one interval
-  are averaged, and no EMG sample outside the intervals is read.
+- an ``IntervalSet`` is a restriction (:func:`restrict_emg`): only spikes whose whole window
+  lies inside one interval are averaged, and no EMG sample outside the intervals is read.
 
 A restricted ``TsdFrame`` (``tsdframe.restrict(intervals)``) has gaps between its pieces: each
 contiguous piece of samples is then treated as a recording of its own (a spike is used when its
@@ -39,6 +39,7 @@ __all__ = [
     "spike_times_from_pynapple",
     "spike_trains_from_pynapple",
     "intervals_from_pynapple",
+    "restrict_emg",
     "to_pynapple",
 ]
 
@@ -235,8 +236,9 @@ def spike_times_from_pynapple(ts: Any, obj: str = "spike_times") -> np.ndarray:
 def spike_trains_from_pynapple(group: Any, obj: str = "spike_trains") -> dict[Any, np.ndarray]:
     """``{unit id: spike times (s)}`` of a pynapple ``TsGroup`` (its keys are the unit ids)."""
     if not is_pynapple(group, "TsGroup"):
-        raise InputError(f"units from pynapple must be a TsGroup, got {type(group).__name__}",
-                         obj=obj)
+        raise InputError(
+            f"units from pynapple must be a TsGroup, got {type(group).__name__}", obj=obj
+        )
     return {
         unit: spike_times_from_pynapple(ts, obj=f"{obj}[{unit!r}]") for unit, ts in group.items()
     }
@@ -276,6 +278,32 @@ def intervals_from_pynapple(intervals: Any, obj: str = "intervals") -> np.ndarra
         else:
             merged.append([start, end])
     return np.array(merged, dtype=float).reshape(-1, 2)
+
+
+def restrict_emg(emg: Any, intervals: Any, rate: float | None = None, t_start: float = 0.0) -> Any:
+    """EMG restricted to intervals, ready for :func:`~nwb_synergy.sta.spike_triggered_average`.
+
+    Parameters
+    ----------
+    emg
+        Any EMG the STA accepts (a ``TsdFrame``/``Tsd``, an :class:`~nwb_synergy.EMG`, an
+        array with ``rate`` and ``t_start``, a Neo ``AnalogSignal``).
+    intervals
+        An ``IntervalSet`` or ``[start, end]`` rows in seconds.
+    rate, t_start
+        For a plain array.
+
+    Returns
+    -------
+    SignalInput
+        The samples (not copied) with the restriction: a spike is averaged only when its whole
+        window ``[t + start, t + stop]`` lies inside one interval (and every sample it reads
+        too); the others are counted in ``n_unused``. No sample outside the intervals is read
+        for the average.
+    """
+    from ..sta._inputs import as_signal  # late: the STA inputs import this module
+
+    return as_signal(emg, rate, t_start, intervals=intervals)
 
 
 # --------------------------------------------------------------------------- results

@@ -233,9 +233,7 @@ def restrict_signal(signal: SignalInput, intervals: Any) -> SignalInput:
     return replace(signal, intervals=times, runs=rows)
 
 
-def as_signal(
-    emg: Any, rate: Any = None, t_start: Any = 0.0, intervals: Any = None
-) -> SignalInput:
+def as_signal(emg: Any, rate: Any = None, t_start: Any = 0.0, intervals: Any = None) -> SignalInput:
     """Turn any accepted EMG form into a :class:`SignalInput` (no copy of the samples).
 
     ``t_start`` is used for plain arrays only; ``intervals`` (an ``IntervalSet`` or
