@@ -44,6 +44,7 @@ from scipy.interpolate import CubicSpline
 from scipy.signal import butter, sosfilt, sosfiltfilt
 
 from .errors import InputError
+from .io.pynapple import emg_from_pynapple, is_pynapple
 from .signals import EMG
 
 _SETTLE_TOL = 1e-13
@@ -62,6 +63,8 @@ def _as_emg(emg: EMG | Any, rate: float | None) -> EMG:
                 f"rate={rate} given but the EMG says {emg.rate} Hz; leave rate out", obj="rate"
             )
         return emg
+    if is_pynapple(emg):
+        return emg_from_pynapple(emg, rate)
     if rate is None:
         raise InputError(
             "an array was given without its sampling rate; pass rate=... (Hz) or an EMG",

@@ -2,6 +2,11 @@
 
 See :mod:`nwb_synergy.sta.average` (the STA and its baselines), :mod:`nwb_synergy.sta.effects`
 (PSF / PSpS detection) and :mod:`nwb_synergy.sta.fields` (muscle fields and synergies).
+
+:mod:`nwb_synergy.sta.elephant` is a drop-in replacement for
+``elephant.sta.spike_triggered_average`` (same signature, Neo result, warnings and exceptions)
+on the same engine; it is imported on demand (``from nwb_synergy.sta.elephant import
+spike_triggered_average``), so that ``nwb_synergy.sta`` does not load Neo.
 """
 
 from .average import (

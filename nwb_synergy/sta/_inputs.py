@@ -1,9 +1,16 @@
 """Normalise the inputs of the spike-triggered average: EMG, spike times, window.
 
 EMG may be a NumPy array (n_times, n_muscles) with a rate, a :class:`~nwb_synergy.EMG`
-(whose ``data`` may be an h5py dataset), an h5py dataset with a rate, or a Neo
-``AnalogSignal``. Spike times may be an array of seconds, a ``quantities`` array or a Neo
-``SpikeTrain``; quantities are respected (ms -> s, kHz -> Hz).
+(whose ``data`` may be an h5py dataset), an h5py dataset with a rate, a Neo ``AnalogSignal``
+or a pynapple ``TsdFrame``/``Tsd`` (rate from its timestamps; a restricted one, with gaps, is
+read piece by piece: see :mod:`nwb_synergy.io.pynapple`). Spike times may be an array of
+seconds, a ``quantities`` array, a Neo ``SpikeTrain`` or a pynapple ``Ts``; quantities are
+respected (ms -> s, kHz -> Hz).
+
+The EMG can be restricted to intervals (``as_signal(..., intervals=...)``, an ``IntervalSet``
+or ``[start, end]`` rows in seconds): a spike is then used only when its whole window
+``[t + start, t + stop]`` lies inside one interval and every sample it reads does too, so no
+sample outside the intervals enters the average.
 
 The sample of each spike's window is computed with the same arithmetic as
 ``elephant.sta.spike_triggered_average`` (same operands, same order, same unit conversions), so
@@ -14,12 +21,18 @@ with plain floats in seconds and hertz, which is what ``quantities`` computes fo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
+from ..io.pynapple import (
+    intervals_from_pynapple,
+    is_pynapple,
+    pynapple_samples,
+    spike_times_from_pynapple,
+)
 from ..signals import EMG
 
 
@@ -43,6 +56,12 @@ class SignalInput:
     quantities
         ``(t_start, t_stop, rate)`` as ``quantities`` objects when the EMG was a Neo object
         (for elephant-identical arithmetic), else None.
+    intervals
+        ``[start, end]`` rows (n, 2) in s, sorted and disjoint: a spike is used only when its
+        whole window lies inside one of them. None: no restriction.
+    runs
+        ``[first, stop)`` rows (n, 2) of samples that may be read, sorted and disjoint: a
+        spike is used only when its window's samples lie inside one of them. None: all.
     """
 
     data: Any
@@ -51,6 +70,8 @@ class SignalInput:
     muscle_names: list[str]
     unit: str
     quantities: tuple[Any, Any, Any] | None = None
+    intervals: np.ndarray | None = None
+    runs: np.ndarray | None = None
 
     @property
     def n_times(self) -> int:
@@ -59,6 +80,17 @@ class SignalInput:
     @property
     def n_muscles(self) -> int:
         return int(self.data.shape[1])
+
+    def windows_fit(self, starts: np.ndarray, length: int) -> np.ndarray:
+        """Boolean mask: windows ``[start, start + length)`` whose samples may all be read.
+
+        Inside the EMG, and inside one of ``runs`` when the EMG is restricted.
+        """
+        starts = np.asarray(starts, dtype=np.int64)
+        ok = (starts >= 0) & (starts + length <= self.n_times)
+        if self.runs is not None and len(starts):
+            ok &= _inside(starts, starts + length, self.runs)
+        return ok
 
 
 def _is_quantity(x: Any) -> bool:
@@ -97,8 +129,121 @@ def _check_rate(rate: Any, obj: str) -> float:
     return rate
 
 
-def as_signal(emg: Any, rate: Any = None, t_start: Any = 0.0) -> SignalInput:
-    """Turn any accepted EMG form into a :class:`SignalInput` (no copy of the samples)."""
+def _inside(lo: np.ndarray, hi: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Mask: ``[lo, hi]`` inside one row of ``bounds`` (sorted, disjoint ``[start, end]`` rows)."""
+    row = np.searchsorted(bounds[:, 0], lo, side="right") - 1
+    ok = row >= 0
+    ok[ok] = hi[ok] <= bounds[row[ok], 1]
+    return ok
+
+
+def _intersect(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection of two sets of sorted, disjoint ``[start, end]`` rows (non-empty rows)."""
+    out = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i, 0], b[j, 0]), min(a[i, 1], b[j, 1])
+        if hi > lo:
+            out.append((lo, hi))
+        if a[i, 1] < b[j, 1]:
+            i += 1
+        else:
+            j += 1
+    return np.array(out, dtype=a.dtype).reshape(-1, 2)
+
+
+class _GappedRows:
+    """The pieces of a restricted pynapple series laid on their sampling grid, gaps as zeros.
+
+    Reads like a (n_grid, n_muscles) array (``shape``, row slicing, ``np.asarray``) without
+    storing the gaps: a slice is filled from the pieces it overlaps. The gaps are never read
+    for an average (spikes whose window touches one are not used); they are zeros so that
+    running sums over a chunk stay finite.
+    """
+
+    def __init__(self, data: np.ndarray, runs: np.ndarray):
+        self._data = data
+        self._runs = np.asarray(runs, dtype=np.int64)  # [grid first, grid stop, data row]
+        self.dtype = data.dtype if np.issubdtype(data.dtype, np.floating) else np.dtype(float)
+        self.shape = (int(self._runs[-1, 1]), int(data.shape[1]))
+        self.ndim = 2
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _rows(self, start: int, stop: int) -> np.ndarray:
+        out = np.zeros((max(stop - start, 0), self.shape[1]), dtype=self.dtype)
+        for first, end, row in self._runs.tolist():
+            lo, hi = max(first, start), min(end, stop)
+            if hi > lo:
+                out[lo - start : hi - start] = self._data[row + lo - first : row + hi - first]
+        return out
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        rows, cols = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        if isinstance(rows, slice) and rows.step in (None, 1):
+            start, stop, _ = rows.indices(self.shape[0])
+            out = self._rows(start, stop)
+        elif isinstance(rows, (int, np.integer)):
+            index = range(self.shape[0])[rows]
+            out = self._rows(index, index + 1)[0]
+        else:
+            out = np.asarray(self)[rows]
+        if cols:
+            out = out[(slice(None), *cols)] if out.ndim == 2 else out[cols]
+        return out
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self._rows(0, self.shape[0])
+        return out if dtype is None else out.astype(dtype)
+
+
+def _signal_from_pynapple(emg: Any, rate: Any) -> SignalInput:
+    samples = pynapple_samples(emg, None if rate is None else _check_rate(rate, "rate"))
+    if samples.contiguous:
+        data = _as_2d(samples.data, "emg")
+        return SignalInput(data, samples.rate, samples.t_start, samples.muscle_names, "a.u.")
+    grid = samples.runs[:, :2]
+    return SignalInput(
+        _GappedRows(_as_2d(samples.data, "emg"), samples.runs),
+        samples.rate,
+        samples.t_start,
+        samples.muscle_names,
+        "a.u.",
+        intervals=samples.t_start + grid / samples.rate,
+        runs=grid,
+    )
+
+
+def restrict_signal(signal: SignalInput, intervals: Any) -> SignalInput:
+    """The signal restricted to ``intervals`` (an ``IntervalSet`` or ``[start, end]`` rows, s).
+
+    Keeps any earlier restriction (the result is the intersection). The samples allowed are
+    those whose time ``t_start + j / rate`` lies inside an interval (to 1e-6 of a sample).
+    """
+    bounds = intervals_from_pynapple(intervals)
+    times = bounds if signal.intervals is None else _intersect(signal.intervals, bounds)
+    eps = 1e-6
+    first = np.ceil((bounds[:, 0] - signal.t_start) * signal.rate - eps)
+    last = np.floor((bounds[:, 1] - signal.t_start) * signal.rate + eps)
+    rows = np.column_stack([first, last + 1]).clip(0, signal.n_times).astype(np.int64)
+    rows = rows[rows[:, 1] > rows[:, 0]]
+    if signal.runs is not None:
+        rows = _intersect(signal.runs, rows)
+    return replace(signal, intervals=times, runs=rows)
+
+
+def as_signal(emg: Any, rate: Any = None, t_start: Any = 0.0, intervals: Any = None) -> SignalInput:
+    """Turn any accepted EMG form into a :class:`SignalInput` (no copy of the samples).
+
+    ``t_start`` is used for plain arrays only; ``intervals`` (an ``IntervalSet`` or
+    ``[start, end]`` rows in s) restricts the spikes used to those whose windows lie inside.
+    """
+    signal = _as_signal(emg, rate, t_start)
+    return signal if intervals is None else restrict_signal(signal, intervals)
+
+
+def _as_signal(emg: Any, rate: Any, t_start: Any) -> SignalInput:
     if isinstance(emg, SignalInput):
         return emg
     file = None
@@ -111,6 +256,12 @@ def as_signal(emg: Any, rate: Any = None, t_start: Any = 0.0) -> SignalInput:
             file = emg.source.file
         data = _as_2d(emg.data, "emg")
         return SignalInput(data, emg.rate, emg.t_start, list(emg.muscle_names), emg.unit)
+    if is_pynapple(emg, "Tsd", "TsdFrame"):
+        return _signal_from_pynapple(emg, rate)
+    if is_pynapple(emg):
+        raise InputError(
+            f"EMG must be a pynapple Tsd or TsdFrame, got a {type(emg).__name__}", obj="emg"
+        )
     if _is_neo_signal(emg):
         rate_q = emg.sampling_rate
         t0_q = emg.t_start
@@ -170,6 +321,14 @@ class SpikeInput:
 def as_spikes(spike_times: Any, obj: str = "spike_times") -> SpikeInput:
     """Accept seconds, a quantities array or a Neo SpikeTrain; reject NaN and non-1-D input."""
     quantity = None
+    if is_pynapple(spike_times, "TsGroup"):
+        raise InputError(
+            "a TsGroup holds several units: pass it as the spike trains of "
+            "spike_triggered_averages (or select one unit, group[unit_id])",
+            obj=obj,
+        )
+    if is_pynapple(spike_times):
+        spike_times = spike_times_from_pynapple(spike_times, obj=obj)
     if _is_quantity(spike_times):
         import quantities as pq
 
@@ -253,9 +412,11 @@ def window_index(signal: SignalInput, spikes: SpikeInput, window: Any) -> Window
     ``t + start >= t_start`` and ``t + stop <= t_stop`` (``t_stop = t_start + n / rate``), and its
     window begins at ``floor((t + start - t_start) * rate)``. A window that would still run past
     the last sample (possible only through float rounding, where elephant itself fails) is
-    counted as unused.
+    counted as unused. On a restricted signal, a spike is also unused unless
+    ``[t + start, t + stop]`` lies inside one of ``signal.intervals`` and its samples inside one
+    of ``signal.runs``.
     """
-    w0, w1, _, window_q = as_window(window)
+    w0, w1, win_s, window_q = as_window(window)
     use_q = window_q or spikes.quantity is not None or signal.quantities is not None
     if use_q:
         import quantities as pq
@@ -281,9 +442,12 @@ def window_index(signal: SignalInput, spikes: SpikeInput, window: Any) -> Window
             obj="window",
         )
     used = np.asarray((st + w0 >= t0) & (st + w1 <= t_stop), dtype=bool).reshape(-1)
+    if signal.intervals is not None:
+        secs = spikes.seconds
+        used &= _inside(secs + win_s[0], secs + win_s[1], signal.intervals)
     starts = np.floor(np.asarray(_simplified((st[used] + w0 - t0) * rate), dtype=float))
     starts = starts.astype(np.int64).reshape(-1)
-    fits = (starts >= 0) & (starts + n_lags <= signal.n_times)
+    fits = signal.windows_fit(starts, n_lags)
     if not np.all(fits):
         idx = np.flatnonzero(used)
         used[idx[~fits]] = False
