@@ -70,12 +70,12 @@ _NO_PERMISSION = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 def os_error_problem(err: BaseException) -> str | None:
-    """A one-line description of an operating-system failure, or None for anything else.
+    """What went wrong when the environment refused a write, in plain words; else None.
 
-    Recognises a full disk or exceeded quota (``OSError`` with errno ENOSPC/EDQUOT, and the
+    Recognises a full disk or exceeded quota (``OSError`` with errno ENOSPC or EDQUOT, and the
     ``RuntimeError`` h5py raises with ``errno = 28`` in its text when HDF5 fails to flush), a
-    refused permission or read-only file system, and other ``OSError`` with an errno (missing
-    folder, not a folder ...).
+    refused permission or a read-only file system (EACCES, EPERM, EROFS), and a file too large
+    for the file system (EFBIG).
 
     Parameters
     ----------
@@ -85,19 +85,19 @@ def os_error_problem(err: BaseException) -> str | None:
     Returns
     -------
     str or None
-        E.g. ``"no space left on the device (errno 28)"``, ``"permission denied"``; None when
-        ``err`` is not an operating-system failure (then it is a bug, not the environment).
+        E.g. ``"No space left on device (the disk is full or the quota exceeded)"``; None for any
+        other exception.
     """
-    code = getattr(err, "errno", None) if isinstance(err, OSError) else None
+    if isinstance(err, NWBSynergyError) or not isinstance(err, (OSError, RuntimeError)):
+        return None
+    code = getattr(err, "errno", None)
     text = str(err)
-    if code in _NO_SPACE or (
-        isinstance(err, (OSError, RuntimeError))
-        and ("errno = 28," in text or "No space left on device" in text)
-    ):
-        return "no space left on the device (disk full or quota exceeded)"
+    if code in _NO_SPACE or "errno = 28," in text or "No space left on device" in text:
+        return "No space left on device (the disk is full or the quota exceeded)"
+    if code == errno.EROFS:
+        return "read-only file system"
     if code in _NO_PERMISSION:
-        what = "read-only file system" if code == errno.EROFS else "permission denied"
-        return what
-    if code is not None and isinstance(err, OSError):
-        return (err.strerror or type(err).__name__).rstrip(".").lower()
+        return "permission denied"
+    if code == errno.EFBIG:
+        return "file too large for the file system"
     return None
