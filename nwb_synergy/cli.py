@@ -192,9 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
             "muscle fields from NWB files, written back into NWB."
         ),
         epilog=(
-            "exit codes: 0 ok, 1 bad input or unwritable output, 2 usage error, 3 results exist "
-            "(use --overwrite), 4 internal error, 130 interrupted, 143 terminated. Run "
-            "'%(prog)s COMMAND --help' for each command."
+            "exit codes: 0 ok, 1 bad input, 2 usage error, 3 results exist (use --overwrite), "
+            "4 internal error, 130 interrupted, 143 terminated (1 also for an output that "
+            "cannot be written). Run '%(prog)s COMMAND --help' for each command."
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
