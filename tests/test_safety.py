@@ -232,6 +232,7 @@ def test_a_dataset_declaring_20_gb_is_refused_without_allocating_it(tmp_path):
     with h5py.File(path, "w") as f:
         f.create_dataset("big", shape=(2_500_000_000,), dtype="f8", chunks=(1 << 16,))
         f["small"] = np.arange(12.0).reshape(3, 4)
+        f["scalar"] = 3.5
     assert path.stat().st_size < 100_000  # 20 GB declared, nothing stored
     with h5py.File(path, "r") as f:
         tracemalloc.start()
@@ -244,6 +245,7 @@ def test_a_dataset_declaring_20_gb_is_refused_without_allocating_it(tmp_path):
         np.testing.assert_array_equal(
             read_array(f["small"], file=path, obj="small"), f["small"][()]
         )
+        assert read_array(f["scalar"], file=path, obj="scalar") == 3.5
     message = str(info.value)
     assert str(path) in message and "processing/behavior/Act/data" in message
     assert "20 GB" in message and "(2500000000,)" in message

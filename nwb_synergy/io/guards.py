@@ -119,8 +119,9 @@ def read_array(
     Parameters
     ----------
     dataset
-        An h5py dataset, or anything with ``shape`` and ``dtype`` that slices with ``[()]``;
-        lists and arrays already in memory are returned as arrays.
+        An h5py dataset, or anything with ``shape`` and ``dtype`` that slices with ``[:]``
+        (hdmf's wrappers of datasets of references too); lists and arrays already in memory
+        are returned as arrays.
     file, obj
         Where the dataset is, for the error message.
     max_bytes
@@ -151,7 +152,7 @@ def read_array(
             obj=obj,
         )
     try:
-        return np.asarray(dataset[()])
+        return np.asarray(dataset[:] if len(shape) else dataset[()])
     except MemoryError:
         raise InputError(
             f"not enough memory to read this dataset ({_gigabytes(n_bytes)})",
