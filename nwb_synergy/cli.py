@@ -14,20 +14,29 @@ Exit codes:
 * 0: success;
 * 1: bad input or user error (missing file, not NWB, no or ambiguous EMG, bad option value);
 * 2: usage error (unknown option, missing argument; argparse's own code);
+* 1 also: the output cannot be written (no space left, no write permission, a read-only file
+  without ``--replace-read-only``, another run writing it for too long), not enough memory;
 * 3: results already in the output file (or the output exists) and ``--overwrite`` not given;
 * 4: unexpected internal error (a bug: run again with ``--debug`` and report the traceback);
-* 130: interrupted (Ctrl-C).
+* 130: interrupted (Ctrl-C, or SIGINT even when started in the background by a shell);
+* 143: terminated (SIGTERM, e.g. a cluster job reaching its time limit).
+
+An interrupted or terminated run stops within seconds and leaves no half-written file: the
+file being updated stays as it was and its temporary copy is removed.
 
 Errors are printed as one line on stderr, ``nwb-synergy: error: <message>``; ``--debug`` adds
-the traceback.
+the traceback. Names read from files are printed with control characters escaped.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import re
+import signal
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,6 +46,7 @@ EXIT_USAGE = 2
 EXIT_EXISTS = 3
 EXIT_INTERNAL = 4
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 PROG = "nwb-synergy"
 log = logging.getLogger("nwb_synergy")
@@ -126,6 +136,12 @@ def _add_input(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="name of the EMG series when the file holds more than one",
     )
+    parser.add_argument(
+        "--replace-read-only",
+        action="store_true",
+        help="allow replacing a read-only file (FILE.nwb updated in place, or OUT.nwb with "
+        "--overwrite); by default it is refused",
+    )
 
 
 def _add_synergy_options(parser: argparse.ArgumentParser, *, default_method: str) -> None:
@@ -177,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "exit codes: 0 ok, 1 bad input, 2 usage error, 3 results exist (use --overwrite), "
-            "4 internal error. Run '%(prog)s COMMAND --help' for each command."
+            "4 internal error, 130 interrupted, 143 terminated (1 also for an output that "
+            "cannot be written). Run '%(prog)s COMMAND --help' for each command."
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -313,6 +330,9 @@ def _cmd_demo(args: argparse.Namespace, progress: bool) -> str:
 def _cmd_analyze(args: argparse.Namespace, progress: bool, **options) -> str:
     from .pipeline import analyze_session
 
+    if args.replace_read_only:
+        options["replace_read_only"] = True
+
     results = analyze_session(
         args.file,
         args.output,
@@ -390,6 +410,84 @@ def _one_line(err: BaseException) -> str:
     return text or type(err).__name__
 
 
+def _printable_lines(text: str) -> str:
+    """``text`` with control characters escaped in each line (line breaks kept)."""
+    from .text import printable
+
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
+_H5_FILENAME = re.compile(r"filename = '([^']*)'")
+
+
+def _environment_problem(err: BaseException) -> str | None:
+    """One line for a failure of the machine rather than of the code, else None.
+
+    Not enough memory, no space left, a refused permission, a missing or wrong path, and the
+    other operating-system errors with an errno: the user can act on them, they are no bug.
+    """
+    from .errors import os_error_problem
+
+    if isinstance(err, MemoryError):
+        detail = _one_line(err) if str(err) else "MemoryError"
+        return f"not enough memory ({detail})"
+    problem = os_error_problem(err)
+    if problem is None and isinstance(err, OSError) and err.errno is not None:
+        problem = (err.strerror or _one_line(err)).rstrip(".")
+    if problem is None:
+        return None
+    filename = getattr(err, "filename", None)
+    if filename is None:
+        match = _H5_FILENAME.search(str(err))
+        filename = match.group(1) if match else None
+    return f"file '{filename}': {problem}" if filename else problem
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived (a BaseException, so that no ``except Exception`` swallows it)."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated()
+
+
+def _install_signal_handlers() -> dict:
+    """Make SIGINT raise KeyboardInterrupt and SIGTERM raise _Terminated; returns the old ones.
+
+    Python turns SIGINT into KeyboardInterrupt only when the parent left it at its default: a
+    command started in the background by a non-interactive shell (``cmd &`` in a script) has
+    SIGINT ignored, and ``kill -INT`` did nothing. SIGTERM would end the process without
+    running any cleanup. Handlers are only set from the main thread, and only where the
+    signal is not already handled by someone else.
+    """
+    import threading
+
+    old: dict = {}
+    if threading.current_thread() is not threading.main_thread():
+        return old
+    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
+        old[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        old[signal.SIGTERM] = signal.signal(signal.SIGTERM, _raise_terminated)
+    return old
+
+
+def _restore_signal_handlers(old: dict) -> None:
+    for signum, handler in old.items():
+        signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one escaped line: ``nwb-synergy: warning: <message>``."""
+    text = " ".join(str(message).split())
+    print(f"{PROG}: warning: {_printable_lines(text)}", file=sys.stderr)
+
+
+class _PrintableFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return _printable_lines(super().format(record))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``nwb-synergy``; returns the exit code (see the module docstring)."""
     parser = build_parser()
@@ -400,36 +498,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet = getattr(args, "quiet", False)
     verbose = getattr(args, "verbose", False)
     debug = getattr(args, "debug", False)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        handlers=[handler],
     )
 
     from .errors import InputError, NWBSynergyError, ResultsExistError
 
     error: BaseException | None = None
+    old_handlers = _install_signal_handlers()
     try:
-        text = _dispatch(args, progress=not quiet)
+        with warnings.catch_warnings():
+            if not debug:
+                warnings.showwarning = _show_warning
+            text = _dispatch(args, progress=not quiet)
     except ResultsExistError as err:
         error, code = err, EXIT_EXISTS
         message = _one_line(err).replace("overwrite=True", "--overwrite")
     except (InputError, NWBSynergyError) as err:
         error, code, message = err, EXIT_INPUT, _one_line(err)
     except KeyboardInterrupt as err:
-        error, code, message = err, EXIT_INTERRUPTED, "interrupted"
+        error, code = err, EXIT_INTERRUPTED
+        message = "interrupted (SIGINT); stopped, and no file was left half-written"
+    except _Terminated as err:
+        error, code = err, EXIT_TERMINATED
+        message = "terminated (SIGTERM); stopped, and no file was left half-written"
     except Exception as err:  # noqa: BLE001 - the last resort of a command-line tool
-        error, code = err, EXIT_INTERNAL
-        message = f"unexpected {type(err).__name__}: {_one_line(err)}" + (
-            "" if debug else " (run again with --debug for the traceback)"
-        )
+        error = err
+        problem = _environment_problem(err)
+        if problem is not None:
+            code, message = EXIT_INPUT, problem
+        else:
+            code = EXIT_INTERNAL
+            message = f"unexpected {type(err).__name__}: {_one_line(err)}" + (
+                "" if debug else " (run again with --debug for the traceback)"
+            )
     else:
         if not quiet and text:
-            print(text)
+            print(_printable_lines(text))
         return EXIT_OK
+    finally:
+        _restore_signal_handlers(old_handlers)
     if debug:
         traceback.print_exception(error, file=sys.stderr)
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    print(f"{PROG}: error: {_printable_lines(message)}", file=sys.stderr)
     return code
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import InputError
+
 
 @dataclass(frozen=True)
 class EMGSource:
@@ -73,17 +75,40 @@ class EMG:
         if getattr(self.data, "ndim", None) == 1:
             self.data = np.asarray(self.data)[:, None]
         if getattr(self.data, "ndim", None) != 2:
-            raise ValueError(f"EMG data must be 2-D (n_times, n_muscles), got {self.data!r}")
+            raise InputError(
+                f"EMG data must be 2-D (n_times, n_muscles), got {self.data!r}", obj="EMG.data"
+            )
+        dtype = np.dtype(getattr(self.data, "dtype", np.float64))
+        if dtype.kind not in "iuf":
+            what = "complex numbers" if dtype.kind == "c" else "not real numbers"
+            raise InputError(
+                f"EMG samples must be real numbers, got {what} ({dtype})", obj="EMG.data"
+            )
+        if self.n_muscles == 0:
+            raise InputError(f"EMG data has no channels (shape {self.data.shape})", obj="EMG.data")
         self.rate = float(self.rate)
         if not np.isfinite(self.rate) or self.rate <= 0:
-            raise ValueError(f"EMG rate must be a positive number of Hz, got {self.rate}")
+            raise InputError(
+                f"EMG rate must be a positive number of Hz, got {self.rate}", obj="EMG.rate"
+            )
         self.t_start = float(self.t_start)
+        if not np.isfinite(self.t_start):
+            raise InputError(
+                f"EMG start time must be a number of seconds, got {self.t_start}",
+                obj="EMG.t_start",
+            )
         if not self.muscle_names:
             self.muscle_names = [f"muscle_{i}" for i in range(self.n_muscles)]
         self.muscle_names = [str(m) for m in self.muscle_names]
         if len(self.muscle_names) != self.n_muscles:
-            raise ValueError(
-                f"{len(self.muscle_names)} muscle names for {self.n_muscles} EMG channels"
+            raise InputError(
+                f"{len(self.muscle_names)} muscle names for {self.n_muscles} EMG channels",
+                obj="EMG.muscle_names",
+            )
+        repeated = sorted({m for m in self.muscle_names if self.muscle_names.count(m) > 1})
+        if repeated:
+            raise InputError(
+                f"muscle names are not unique: {repeated} repeated", obj="EMG.muscle_names"
             )
 
     @property

@@ -62,6 +62,7 @@ def test_top_level_help_lists_commands_and_exit_codes(capsys):
     for command in SUBCOMMANDS:
         assert command in out
     assert "3 results exist" in out
+    assert "130 interrupted" in " ".join(out.split())
 
 
 @pytest.mark.parametrize(

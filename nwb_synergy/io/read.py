@@ -352,8 +352,12 @@ def _timing(series, label, path) -> tuple[float, float]:
         rate = float(series.rate)
         if not np.isfinite(rate) or rate <= 0:
             raise InputError(f"sampling rate {rate} is not a positive number", file=label, obj=path)
-        start = series.starting_time
-        return rate, 0.0 if start is None else float(start)
+        start = 0.0 if series.starting_time is None else float(series.starting_time)
+        if not np.isfinite(start):
+            raise InputError(
+                f"starting_time is {start}, not a time in seconds", file=label, obj=path
+            )
+        return rate, start
     ts = _timestamps(series)
     if ts is None or len(ts) < 2:
         raise InputError(
@@ -510,13 +514,26 @@ class _Plan:
     electrodes: tuple[int, ...] | None = None
 
 
+def _check_one_channel(series, label, path) -> None:
+    """Refuse a per-muscle series whose data is not one channel (0 channels, or 2-D)."""
+    shape = shape_of(series.data)
+    n = _n_columns(series)
+    if n == 0:
+        raise InputError(
+            f"the EMG series has no channels (data shape {shape})", file=label, obj=path
+        )
+    if n != 1:
+        raise InputError(
+            f"a per-muscle EMG series must be 1-D, got data shape {shape}", file=label, obj=path
+        )
+
+
 def _plan_per_muscle(cand: EMGCandidate, label, muscle_names) -> _Plan:
     series, paths = cand.series, cand.series_paths
     if muscle_names is not None:
         series, paths = _pick_series(cand, muscle_names, label)
     for s, p in zip(series, paths, strict=True):
-        if _n_columns(s) != 1:
-            raise InputError("a per-muscle EMG series must be 1-D", file=label, obj=p)
+        _check_one_channel(s, label, p)
     timings = [_timing(s, label, p) for s, p in zip(series, paths, strict=True)]
     for what, values, fmt in (
         ("rates", [r for r, _ in timings], "{:g} Hz"),
@@ -632,6 +649,56 @@ def _names_from_electrodes(series, rows, label, path) -> list[str] | None:
     return None
 
 
+def _raw_dtype(data) -> np.dtype:
+    dtype = getattr(data, "dtype", None)
+    return np.dtype(dtype) if dtype is not None else np.asarray(data[:1]).dtype
+
+
+def _check_plan(plan: _Plan, cand: EMGCandidate, label, min_muscles: int) -> list[str]:
+    """Refuse samples that are not real numbers, too few channels, repeated muscle names.
+
+    Returns the muscle names (generic ones when the file gave none).
+    """
+    for data, path in zip(plan.datasets, plan.paths, strict=True):
+        dtype = _raw_dtype(data)
+        if dtype.kind == "c":
+            raise InputError(
+                f"EMG samples are complex numbers ({dtype}); EMG must be real (taking the real "
+                "part would silently drop the imaginary part)",
+                file=label,
+                obj=path,
+            )
+        if dtype.kind not in "iuf":
+            kind = {"b": "booleans", "S": "text", "U": "text", "O": "text or objects"}
+            raise InputError(
+                f"EMG samples are {kind.get(dtype.kind, 'not numbers')} ({dtype}), not numbers",
+                file=label,
+                obj=path,
+            )
+    n_muscles = len(plan.columns)
+    names = plan.names or [f"muscle_{k}" for k in range(n_muscles)]
+    if n_muscles == 0:
+        raise InputError("the EMG has no channels", file=label, obj=cand.path)
+    if n_muscles < min_muscles:
+        raise InputError(
+            f"only {n_muscles} EMG channel ({', '.join(repr(n) for n in names)}): at least "
+            f"{min_muscles} muscles are needed (muscle synergies combine several muscles)",
+            file=label,
+            obj=cand.path,
+        )
+    seen: dict[str, int] = {}
+    for k, name in enumerate(names):
+        if name in seen:
+            raise InputError(
+                f"muscle names are not unique: {name!r} names channels {seen[name]} and {k} "
+                f"(names: {names}); pass muscle_names= with one name per muscle",
+                file=label,
+                obj=cand.path,
+            )
+        seen[name] = k
+    return names
+
+
 def _read_candidate(
     cand: EMGCandidate,
     label,
@@ -640,12 +707,13 @@ def _read_candidate(
     check_finite: bool,
     io,
     file_path: str | None,
+    min_muscles: int = 1,
 ) -> EMG:
     if cand.layout == LAYOUT_PER_MUSCLE:
         plan = _plan_per_muscle(cand, label, muscle_names)
     else:
         plan = _plan_single(cand, label, muscle_names)
-    n_muscles = len(plan.columns)
+    names = _check_plan(plan, cand, label, min_muscles)
     if plan.unit != "V":
         warnings.warn(
             f"{label}: EMG unit of {cand.path} is {plan.unit!r}, not a voltage; data left in "
@@ -657,7 +725,6 @@ def _read_candidate(
     if check_finite and not (np.all(np.isfinite(plan.scale)) and np.all(np.isfinite(plan.offset))):
         raise InputError("conversion or offset is NaN or infinite", file=label, obj=plan.paths[0])
     array = ScaledArray(plan.datasets, plan.columns, plan.scale, plan.offset, io=io)
-    names = plan.names or [f"muscle_{k}" for k in range(n_muscles)]
     where = (names, plan.rate, plan.t_start, label, plan.paths)
     if load:
         data = array[:, :]
@@ -692,6 +759,7 @@ def read_emg(
     muscle_names: Sequence[str] | None = None,
     load: bool = True,
     check_finite: bool = True,
+    min_muscles: int = 1,
 ) -> EMG:
     """Read EMG from an NWB file, in volts, whichever of the three layouts holds it.
 
@@ -716,6 +784,9 @@ def read_emg(
     check_finite
         Raise an InputError on NaN or infinite samples (float data is scanned in chunks of rows
         when ``load=False``; integer data cannot hold them).
+    min_muscles
+        Refuse EMG with fewer channels (2 before extracting synergies, which need several
+        muscles; 1 for spike-triggered averages alone).
 
     Returns
     -------
@@ -728,7 +799,9 @@ def read_emg(
     ------
     InputError
         Missing or non-NWB file, no EMG, ambiguous EMG, per-muscle series that disagree in rate,
-        start or length, irregular timestamps, NaN or infinite samples, wrong number of names.
+        start or length, irregular timestamps, a start time that is NaN or infinite, samples
+        that are not real numbers (complex, text, booleans), NaN or infinite samples, no
+        channels or fewer than ``min_muscles``, wrong number of names, repeated names.
     """
     nwbfile, label, io = resolve_nwbfile(nwbfile_or_path)
     file_path = None if io is None else str(nwbfile_or_path)
@@ -744,6 +817,7 @@ def read_emg(
             check_finite,
             io if (io is not None and not load) else None,
             file_path,
+            min_muscles,
         )
     except BaseException:
         if io is not None:

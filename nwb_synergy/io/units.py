@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .files import resolve_nwbfile
+from .files import file_label, resolve_nwbfile
 
 
-def _find_units(nwbfile) -> list[tuple[str, Any]]:
+def _all_units(nwbfile) -> list[tuple[str, Any]]:
+    """(path, table) of every Units table: the root ``units``, then those in processing."""
     from pynwb.misc import Units
 
     found = []
@@ -22,6 +23,58 @@ def _find_units(nwbfile) -> list[tuple[str, Any]]:
             if isinstance(obj, Units):
                 found.append((f"processing/{module_name}/{obj_name}", obj))
     return found
+
+
+def _check_spike_times(table, path: str, label) -> None:
+    if "spike_times" not in table.colnames:
+        raise InputError(
+            f"the Units table has no spike_times column (columns: {list(table.colnames)})",
+            file=label,
+            obj=path,
+        )
+
+
+def find_units(nwbfile, *, file: object | None = None):
+    """The one Units table of a file with units in it, or None when it has none.
+
+    Looks at the root ``units`` and in every processing module; tables without rows do not
+    count. Called before any computation, so that a file whose spikes cannot be read is
+    refused at once, not after the synergies.
+
+    Parameters
+    ----------
+    nwbfile
+        A pynwb NWBFile.
+    file
+        The file name for error messages (default: where the NWBFile was read from).
+
+    Returns
+    -------
+    pynwb.misc.Units or None
+        The table (with a ``spike_times`` column), or None when no Units table has rows.
+
+    Raises
+    ------
+    InputError
+        Two or more Units tables with rows (which one is meant is unknown: pass
+        ``units=`` to :func:`read_spike_trains`), or a Units table with rows but no
+        ``spike_times`` column.
+    """
+    label = file if file is not None else file_label(nwbfile)
+    tables = [(p, t) for p, t in _all_units(nwbfile) if len(t) > 0]
+    if not tables:
+        return None
+    if len(tables) > 1:
+        paths = ", ".join(p for p, _ in tables)
+        raise InputError(
+            f"ambiguous Units: {len(tables)} Units tables with units ({paths}); which one to "
+            "analyse is not known: keep one in the file, or pass units= to read_spike_trains",
+            file=label,
+            obj=paths,
+        )
+    path, table = tables[0]
+    _check_spike_times(table, path, label)
+    return table
 
 
 def read_spike_trains(
@@ -39,6 +92,7 @@ def read_spike_trains(
     units
         Which Units table when there are several: ``"units"`` for the root table, a path such
         as ``processing/ecephys/Units``, the table's name or its processing module's name.
+        None: the one table :func:`find_units` finds.
     unit_ids
         Only these unit ids (in this order); all units when None.
 
@@ -51,7 +105,8 @@ def read_spike_trains(
     ------
     InputError
         No Units table, several and ``units`` not given, no ``spike_times`` column, no spikes
-        at all, NaN or unsorted spike times in a unit, unknown unit ids.
+        at all, two units with the same id, NaN or unsorted spike times in a unit, unknown
+        unit ids.
     """
     nwbfile, label, io = resolve_nwbfile(nwbfile_or_path)
     try:
@@ -63,42 +118,47 @@ def read_spike_trains(
 
 
 def _select_units(nwbfile, units: str | None, label) -> tuple[str, Any]:
-    tables = _find_units(nwbfile)
-    if not tables:
-        raise InputError(
-            "no Units table (looked at the root 'units' and in every processing module)",
-            file=label,
-            obj="units",
-        )
-    if units is not None:
-        key = units.strip("/")
-        chosen = [
-            (p, t)
-            for p, t in tables
-            if key in (p, t.name) or p.endswith("/" + key) or p.split("/")[1:2] == [key]
-        ]
-        if len(chosen) != 1:
-            listing = ", ".join(p for p, _ in tables)
-            problem = "no" if not chosen else "more than one"
+    if units is None:
+        table = find_units(nwbfile, file=label)
+        if table is None:
             raise InputError(
-                f"{problem} Units table matches units={units!r}; tables: {listing}",
+                "no Units table with units (looked at the root 'units' and in every "
+                "processing module)",
                 file=label,
-                obj=units,
+                obj="units",
             )
-        return chosen[0]
-    if len(tables) > 1:
+        return next((p, t) for p, t in _all_units(nwbfile) if t is table)
+    tables = _all_units(nwbfile)
+    key = units.strip("/")
+    chosen = [
+        (p, t)
+        for p, t in tables
+        if key in (p, t.name) or p.endswith("/" + key) or p.split("/")[1:2] == [key]
+    ]
+    if len(chosen) != 1:
+        listing = ", ".join(p for p, _ in tables) or "none"
+        problem = "no" if not chosen else "more than one"
         raise InputError(
-            "ambiguous Units: tables " + ", ".join(p for p, _ in tables) + "; pass units=",
+            f"{problem} Units table matches units={units!r}; tables: {listing}",
             file=label,
-            obj=", ".join(p for p, _ in tables),
+            obj=units,
         )
-    return tables[0]
+    return chosen[0]
 
 
 def _spike_times(table, path: str, label, unit_ids) -> dict[int, np.ndarray]:
-    if "spike_times" not in table.colnames:
-        raise InputError("the Units table has no spike_times column", file=label, obj=path)
+    _check_spike_times(table, path, label)
     ids = np.asarray(table.id.data[:], dtype=np.int64)
+    unique, counts = np.unique(ids, return_counts=True)
+    if np.any(counts > 1):
+        repeated = unique[counts > 1]
+        rows = np.flatnonzero(ids == repeated[0]).tolist()
+        raise InputError(
+            f"unit ids are not unique: {len(repeated)} id(s) repeated, e.g. id {repeated[0]} "
+            f"in rows {rows}; the results of one would replace the other's",
+            file=label,
+            obj=f"{path}/id",
+        )
     index = table["spike_times"]
     if hasattr(index, "target"):  # ragged column: VectorIndex over the flat VectorData
         ends = np.asarray(index.data[:], dtype=np.int64)
