@@ -19,6 +19,7 @@ _EXPORTS: dict[str, str] = {
     "EMGSource": "nwb_synergy.signals",
     "InputError": "nwb_synergy.errors",
     "NWBSynergyError": "nwb_synergy.errors",
+    "OutputError": "nwb_synergy.errors",
     "ResultsExistError": "nwb_synergy.errors",
     # NWB extension types
     "MuscleSynergy": "nwb_synergy.ndx",
@@ -82,7 +83,7 @@ importlib.import_module("nwb_synergy.ndx")
 if TYPE_CHECKING:  # pragma: no cover - for static analysers only
     from .compare import compare_synergies  # noqa: F401
     from .emg import condition_emg  # noqa: F401
-    from .errors import InputError, NWBSynergyError, ResultsExistError  # noqa: F401
+    from .errors import InputError, NWBSynergyError, OutputError, ResultsExistError  # noqa: F401
     from .factorize import NMF, RLVM, select_n_synergies  # noqa: F401
     from .ndx import MuscleSynergy, SpikeTriggeredAverageTable, SynergyActivation  # noqa: F401
     from .pipeline import analyze_session  # noqa: F401

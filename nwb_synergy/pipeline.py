@@ -178,7 +178,7 @@ def read_step(nwbfile, info: SessionInfo, options: AnalysisOptions) -> EMG:
     """Read the raw EMG (in volts) and describe it in ``info``."""
     from .io.read import read_emg
 
-    raw = read_emg(nwbfile, options.emg_name)
+    raw = read_emg(nwbfile, options.emg_name, min_muscles=2 if options.methods else 1)
     if raw.source is not None and raw.source.file is None:
         raw.source = dataclasses.replace(raw.source, file=str(info.source))
     info.emg_series = list(dict.fromkeys(raw.source.series_names)) if raw.source else []
@@ -433,6 +433,7 @@ def analyze_session(
     options: AnalysisOptions | None = None,
     *,
     overwrite: bool = False,
+    replace_read_only: bool = False,
     progress: bool = True,
     **option_values: Any,
 ) -> SessionResults:
@@ -450,6 +451,8 @@ def analyze_session(
         ``n_synergies=4``, ``rlvm_options={"l1": 0.1}``, ...) override it.
     overwrite
         Replace results already in the file, and an existing ``output``; otherwise refuse.
+    replace_read_only
+        Update a read-only source in place (it stays read-only); refused by default.
     progress
         Show a progress bar (tqdm, on stderr) when stderr is a terminal; never in logs.
 
@@ -476,7 +479,9 @@ def analyze_session(
     results = SessionResults(info=info, options=options)
     notes = results.log.notes
 
-    with edit_nwb(path, output, overwrite=overwrite) as nwbfile:
+    with edit_nwb(
+        path, output, overwrite=overwrite, replace_read_only=replace_read_only
+    ) as nwbfile:
         do_sta = _check_before_computing(nwbfile, path, options, overwrite, notes)
         methods = options.methods
         labels = ["read EMG"]

@@ -470,6 +470,7 @@ def report(
     """
     from .errors import InputError
     from .io.results import read_results, synergy_label
+    from .text import safe_filename
 
     bad = [f for f in formats if f not in ("png", "svg", "pdf")]
     if bad or not formats:
@@ -481,7 +482,7 @@ def report(
     written: list[Path] = []
 
     def save(fig, name):
-        written.extend(save_figure(fig, out_dir / name, formats))
+        written.extend(save_figure(fig, out_dir / safe_filename(name), formats))
 
     syn = res.synergies
     labels = _reference_label(list(syn))

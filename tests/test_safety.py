@@ -259,7 +259,6 @@ def _results_file(tmp_path: Path, capsys) -> Path:
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="until plot.read_results reads JSON with io.guards")
 def test_report_on_deeply_nested_provenance_exits_1_naming_it(tmp_path, capsys):
     path = _results_file(tmp_path, capsys)
     with h5py.File(path, "a") as f:
@@ -270,7 +269,6 @@ def test_report_on_deeply_nested_provenance_exits_1_naming_it(tmp_path, capsys):
     assert str(path) in line and "MuscleSynergyNMF" in line and "nested" in line
 
 
-@pytest.mark.xfail(strict=True, reason="until plot.read_results reads arrays with io.guards")
 def test_report_on_a_dataset_declaring_a_petabyte_exits_1_naming_it(tmp_path, capsys):
     path = _results_file(tmp_path, capsys)
     with h5py.File(path, "a") as f:
@@ -343,7 +341,6 @@ def test_two_units_tables_and_units_without_spike_times_are_refused_by_name():
     assert "no spike_times column" in message and "obs_intervals" in message
 
 
-@pytest.mark.xfail(strict=True, reason="until the pipeline calls io.units.find_units first")
 @pytest.mark.parametrize("problem", ["two tables", "no spike_times"])
 def test_analyze_refuses_bad_units_before_fitting(problem, tmp_path, capsys, monkeypatch):
     from nwb_synergy.factorize.nmf import NMF
@@ -451,7 +448,6 @@ def test_one_muscle_is_refused_by_name_when_synergies_need_two(tmp_path):
     assert "only 1 EMG channel ('FDS')" in message and "at least 2 muscles" in message
 
 
-@pytest.mark.xfail(strict=True, reason="until the pipeline reads EMG with min_muscles=2 to fit")
 def test_extract_on_one_muscle_names_the_file_and_the_muscle(tmp_path, capsys):
     truth = make_truth(n_times=4000, n_muscles=1)
     nwbfile = mock_nwbfile()
@@ -512,7 +508,6 @@ def test_a_read_only_source_is_not_replaced_unless_asked(tmp_path, capsys):
     assert stat.S_IMODE(path.stat().st_mode) == 0o444
 
 
-@pytest.mark.xfail(strict=True, reason="until analyze_session passes replace_read_only on")
 def test_replace_read_only_flag_updates_a_read_only_file(tmp_path, capsys):
     path = small_emg_file(tmp_path / "ro.nwb")
     path.chmod(0o444)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from .guards import load_json, read_array
 from .write import MATCH_TABLE
 
 SYNERGY_PREFIX = "MuscleSynergy"
@@ -138,11 +139,12 @@ def read_results(path: str | Path) -> ResultsFile:
 
     path = Path(path)
     io, nwbfile = open_nwb(path)
+    read = _Reader(path)
     out = ResultsFile()
     try:
         intervals = nwbfile.intervals or {}
         if "gait_cycles" in intervals:
-            out.events = np.asarray(intervals["gait_cycles"]["start_time"].data[:], dtype=float)
+            out.events = read.array(intervals["gait_cycles"], "start_time")
         objects = [
             (name, obj)
             for module in nwbfile.processing.values()
@@ -153,15 +155,15 @@ def read_results(path: str | Path) -> ResultsFile:
         }
         for name, obj in objects:
             if isinstance(obj, MuscleSynergy):
-                record = _synergy_record(name, obj, activations.get(name))
+                record = _synergy_record(read, name, obj, activations.get(name))
                 out.synergies[record.label] = record
             elif isinstance(obj, SpikeTriggeredAverageTable) and out.sta is None:
-                out.sta = _sta_record(obj)
+                out.sta = _sta_record(read, obj)
             elif name == MATCH_TABLE:
-                ids = np.asarray(obj["unit"].table.id.data[:])
-                rows = np.asarray(obj["unit"].data[:], dtype=int)
-                best = np.asarray(obj["best_synergy"].data[:], dtype=int)
-                cos = np.asarray(obj["cosine"].data[:], dtype=float)
+                ids = read.array(obj["unit"].table.id.data, dtype=np.int64)
+                rows = read.array(obj, "unit", dtype=int)
+                best = read.array(obj, "best_synergy", dtype=int)
+                cos = read.array(obj, "cosine")
                 out.match_table = str(obj["synergy_table"].data[0])
                 for r, b, c in zip(rows, best, cos, strict=True):
                     out.matches[int(ids[r])] = (int(b), float(c))
@@ -176,6 +178,32 @@ def read_results(path: str | Path) -> ResultsFile:
     return out
 
 
+class _Reader:
+    """Reads the arrays and JSON attributes of one file through :mod:`io.guards` (bounded)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def array(self, obj, column: str | None = None, dtype: Any = float) -> np.ndarray:
+        data = obj if column is None else obj[column].data
+        where = _where(obj) + ("" if column is None else f"/{column}")
+        return np.asarray(read_array(data, file=self.path, obj=where), dtype=dtype)
+
+    def json(self, obj, attribute: str) -> dict:
+        text = getattr(obj, attribute, None)
+        if not text:
+            return {}
+        return load_json(text, file=self.path, obj=f"{_where(obj)}/{attribute}")
+
+
+def _where(obj) -> str:
+    parent = getattr(obj, "parent", None)
+    name = getattr(obj, "name", "?")
+    if parent is not None and getattr(parent, "name", None) not in (None, "root"):
+        return f"processing/{parent.name}/{name}"
+    return str(name)
+
+
 def synergy_label(table_name: str | None) -> str | None:
     """``MuscleSynergyRLVM`` -> ``RLVM`` (the label records are keyed by)."""
     if table_name is None:
@@ -183,45 +211,42 @@ def synergy_label(table_name: str | None) -> str | None:
     return table_name[len(SYNERGY_PREFIX) :] or table_name
 
 
-def _synergy_record(name: str, table, activation) -> SynergyRecord:
-    prov = table.provenance_dict
+def _synergy_record(read: _Reader, name: str, table, activation) -> SynergyRecord:
+    prov = read.json(table, "provenance")
+    cols = set(table.colnames)
     record = SynergyRecord(
         label=synergy_label(name),
         method=table.method,
-        weights=table.weights_array().astype(float),
+        weights=read.array(table, "weights"),
         muscle_names=table.muscle_names,
-        negcp=(
-            np.asarray(table["negative_component"].data[:], dtype=bool)
-            if "negative_component" in table.colnames
-            else None
-        ),
-        vaf=(
-            None
-            if table.variance_accounted_for is None
-            else np.asarray(table.variance_accounted_for[:], dtype=float)
-        ),
+        negcp=read.array(table, "negative_component", bool)
+        if "negative_component" in cols
+        else None,
+        vaf=None
+        if table.variance_accounted_for is None
+        else read.array(table.variance_accounted_for),
         model_order=prov.get("fit", {}).get("model_order"),
-        has_offset=bool(np.any(table.offset_array() != 0)),
+        has_offset="offset" in cols and bool(np.any(read.array(table, "offset") != 0)),
     )
     if activation is not None:
-        record.activations = np.asarray(activation.data[:], dtype=float)
+        record.activations = read.array(activation.data)
         record.rate = float(activation.rate)
         record.t_start = float(activation.starting_time or 0.0)
     return record
 
 
-def _sta_record(table) -> STARecord:
+def _sta_record(read: _Reader, table) -> STARecord:
     from ..sta.effects import DEFAULT_BASELINE, DEFAULT_TEST
 
-    ids = np.asarray(table["unit"].table.id.data[:])
-    rows = table.unit_rows()
-    muscles = [str(m) for m in table["muscle_name"].data[:]]
-    sta = table.sta_array().astype(float)
+    ids = read.array(table["unit"].table.id.data, dtype=np.int64)
+    rows = read.array(table, "unit", dtype=np.int64)
+    muscles = [str(m) for m in read.array(table, "muscle_name", dtype=object)]
+    sta = read.array(table, "sta")
     cols = set(table.colnames)
-    effect = [str(e) for e in table["effect"].data[:]] if "effect" in cols else None
-    mpi = np.asarray(table["mpi"].data[:], dtype=float) if "mpi" in cols else None
-    fld = np.asarray(table["field_value"].data[:], dtype=float) if "field_value" in cols else None
-    used = np.asarray(table["n_spikes_used"].data[:], dtype=int)
+    effect = [str(e) for e in read.array(table, "effect", object)] if "effect" in cols else None
+    mpi = read.array(table, "mpi") if "mpi" in cols else None
+    fld = read.array(table, "field_value") if "field_value" in cols else None
+    used = read.array(table, "n_spikes_used", dtype=int)
     units: dict[int, UnitSTA] = {}
     order: list[str] = []
     for r in dict.fromkeys(rows.tolist()):
@@ -239,11 +264,11 @@ def _sta_record(table) -> STARecord:
             field=None if fld is None else fld[sel],
             n_used=int(used[sel[0]]),
         )
-    parameters = table.parameters_dict
+    parameters = read.json(table, "parameters")
     effects = parameters.get("effects", {})
     return STARecord(
-        lags=np.asarray(table.lags[:], dtype=float),
-        window=tuple(float(v) for v in table.window[:]),
+        lags=read.array(table.lags),
+        window=tuple(float(v) for v in read.array(table.window)),
         units=units,
         muscle_names=order,
         parameters=parameters,

@@ -513,13 +513,10 @@ def write_synergies(
 
 
 def _unit_rows(nwbfile, unit_ids: Sequence[int], label: str):
-    units = nwbfile.units
-    if units is None:
-        for module in nwbfile.processing.values():
-            for obj in module.data_interfaces.values():
-                if type(obj).__name__ == "Units":
-                    units = obj
-                    break
+    """The Units table (wherever it is) and the rows of ``unit_ids`` in it."""
+    from .units import find_units
+
+    units = find_units(nwbfile, file=label)
     if units is None or len(units) == 0:
         raise InputError(
             "no Units table (or an empty one) to point the STA rows to", file=label, obj="units"
