@@ -608,7 +608,8 @@ class RLVM(SynergyModel):
         carries less than ``min_share`` of the energy (sum of squares) of the data
         (:func:`latent_energy_share`): what the L1 penalty leaves of a synergy the data do
         not need. Every fitted attribute with a synergy axis (``SYNERGY_AXIS``) loses those
-        columns; ``activity_`` is renormalised, ``vaf_`` and ``r2_`` are recomputed on the data,
+        columns (with ``latents="refit"`` the kept activations are not refitted);
+        ``activity_`` is renormalised, ``vaf_`` and ``r2_`` are recomputed on the data,
         ``provenance()`` records the new number of synergies and scores and
         ``dropped_latents``; ``loss_`` and the ``restart_*`` losses stay those of the fit.
         The model itself is not changed, nor are its parameters (``n_synergies`` is the number
