@@ -100,12 +100,12 @@ def test_fit_transform_equals_fit_then_transform(envelope):
     np.testing.assert_array_equal(
         h, NMF(3, n_restarts=2, max_iter=5, random_state=0).fit(x).transform(x)
     )
-    assert np.max(np.abs(model.activations_ - h)) > 1e-3 * np.max(h)
+    assert np.max(np.abs(model.activations_ - h)) > 1e-2 * np.max(h)
     assert metrics.vaf(x, h @ model.components_) >= model.vaf_
     # converged: the two agree closely
     model = NMF(3, random_state=0)
     h = model.fit_transform(x)
-    assert np.max(np.abs(model.activations_ - h)) < 0.02 * np.max(h)
+    assert np.max(np.abs(model.activations_ - h)) < 1e-3 * np.max(h)
     # RLVM: the encoder gives the activations of the fit
     rlvm = RLVM(3, l1=0.01, n_restarts=1, max_iter=200, random_state=0)
     z = rlvm.fit_transform(x)
