@@ -120,7 +120,7 @@ def test_deterministic_under_random_state():
 
 def test_auto_number_of_synergies_keeps_the_curve():
     sim = simulate_synergies(negative=False, sparsity=0.6, random_state=0)
-    model = NMF("auto", n_restarts=3, random_state=0, selection="linear_fit").fit(sim.emg)
+    model = NMF("auto", n_restarts=3, random_state=0).fit(sim.emg)  # linear_fit rule
     assert model.n_synergies_ == 4 and model.weights_.shape == (12, 4)
     sel = model.selection_
     assert sel.method == "linear_fit" and len(sel.k_values) == len(sel.r2) == 9

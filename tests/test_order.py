@@ -38,8 +38,8 @@ def test_vaf_threshold(clear):
 
 
 def test_linear_fit_rule(clear):
-    order = select_n_synergies(clear.emg, _make, method="linear_fit")
-    assert order.n_synergies == 4
+    order = select_n_synergies(clear.emg, _make)  # the default rule
+    assert order.method == "linear_fit" and order.n_synergies == 4
     mse = order.criterion
     assert mse[3] <= 1e-4 < mse[2]
     assert np.isnan(mse[-1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
@@ -14,6 +15,7 @@ from nwb_synergy.compare import compare_synergies  # noqa: E402
 from nwb_synergy.errors import InputError  # noqa: E402
 from nwb_synergy.factorize import _rlvm_core as core  # noqa: E402
 from nwb_synergy.factorize import metrics  # noqa: E402
+from nwb_synergy.factorize import rlvm as rlvm_module  # noqa: E402
 from nwb_synergy.factorize.nmf import NMF  # noqa: E402
 from nwb_synergy.factorize.rlvm import RLVM  # noqa: E402
 from nwb_synergy.negcp import negative_components  # noqa: E402
@@ -282,11 +284,20 @@ def test_float32_and_poisson_options():
     assert compare_synergies(sim.weights, p).subspace_similarity > 0.9
 
 
-def test_extra_latent_is_silenced_exactly_and_threads_are_restored():
+@pytest.fixture(scope="module")
+def extra_latent():
+    """RLVM with 4 latents on EMG from 3 synergies (10 muscles, 1500 samples, 25 dB)."""
     sim = simulate_synergies(10, 3, 1500, snr_db=25.0, random_state=14)
-    before = torch.get_num_threads()
+    torch.set_num_threads(2)
     model = RLVM(4, l1=0.1, n_threads=1, random_state=0).fit(sim.emg)
-    assert torch.get_num_threads() == before
+    threads_after = torch.get_num_threads()
+    torch.set_num_threads(1)
+    return sim, model, threads_after
+
+
+def test_extra_latent_is_silenced_exactly_and_threads_are_restored(extra_latent):
+    sim, model, threads_after = extra_latent
+    assert threads_after == 2  # n_threads=1 during the fit, the setting restored after
     # one latent too many: the L1 penalty switches it off, and it is exactly zero
     assert model.activity_.shape == (4,)
     assert model.activity_[-1] == 0.0 and np.all(model.activity_[:3] > 0.05)
@@ -296,6 +307,64 @@ def test_extra_latent_is_silenced_exactly_and_threads_are_restored():
     assert active.mean_cosine > 0.97
     res = negative_components(model)  # a silenced synergy has no NegCp candidates
     assert not res.candidates[:, -1].any()
+    # the one silence threshold: the latent carries less than SILENT_SHARE of the data's energy
+    share = rlvm_module.latent_energy_share(model.activations_, model.weights_, sim.emg.data)
+    assert share[-1] == 0.0 and share[:3].min() > 10 * rlvm_module.SILENT_SHARE
+    drop_default = inspect.signature(RLVM.drop_silent_latents).parameters["min_share"].default
+    assert drop_default == rlvm_module.SILENT_SHARE == 1e-3
+
+
+def test_drop_silent_latents_returns_a_pruned_copy(extra_latent):
+    sim, model, _ = extra_latent
+    x = sim.emg.data
+    before = {name: np.copy(getattr(model, name)) for name in rlvm_module.SYNERGY_AXIS}
+    pruned = model.drop_silent_latents(sim.emg)
+    # the model itself is unchanged
+    for name, value in before.items():
+        np.testing.assert_array_equal(getattr(model, name), value)
+    assert model.dropped_latents_ is None and "dropped_latents" not in model.provenance()
+    # the copy has 3 synergies, every synergy axis pruned, and finds the truth
+    assert pruned is not model and pruned.n_synergies_ == 3
+    assert pruned.dropped_latents_ == {"columns": [3], "energy_share": [0.0], "min_share": 1e-3}
+    for name, axis in rlvm_module.SYNERGY_AXIS.items():
+        kept = np.take(before[name], [0, 1, 2], axis=axis)
+        if name == "activity_":  # shares of the activation energy: renormalised (it was 0)
+            np.testing.assert_allclose(pruned.activity_, kept / kept.sum(), rtol=1e-12)
+        else:
+            np.testing.assert_array_equal(getattr(pruned, name), kept)
+    assert pruned.components_.shape == (3, 10) and len(pruned.get_feature_names_out()) == 3
+    np.testing.assert_allclose(pruned.transform(sim.emg), pruned.activations_, atol=1e-12)
+    assert compare_synergies(sim.weights, pruned).mean_cosine > 0.97
+    # the dropped latent was silent: same reconstruction, same scores
+    assert pruned.vaf_ == pytest.approx(model.vaf_, abs=1e-12)
+    prov = pruned.provenance()
+    assert prov["n_synergies"] == 3 and prov["dropped_latents"]["columns"] == [3]
+    assert prov["vaf_uncentered"] == pruned.vaf_ and prov["parameters"]["n_synergies"] == 4
+    # still a working fitted model: refits start from its (pruned) parameters
+    refits = pruned.fit_resamples(sim.emg, np.ones((2, x.shape[0])), random_state=0)
+    assert refits.shape == (2, 10, 3)
+    assert np.einsum("rmk,mk->rk", refits, pruned.weights_).min() > 0.95
+
+    # a larger threshold drops the weakest real synergy too; the scores are recomputed
+    share = rlvm_module.latent_energy_share(model.activations_, model.weights_, x)
+    expected = [
+        np.sum((model.activations_[:, [k]] * model.weights_[:, k]) ** 2) / np.sum(x**2)
+        for k in range(4)
+    ]
+    np.testing.assert_allclose(share, expected, rtol=1e-12)
+    weakest = int(np.argmin(share[:3]))
+    threshold = 0.5 * (share[weakest] + np.sort(share[:3])[1])
+    strict = model.drop_silent_latents(x, min_share=threshold)
+    assert strict.dropped_latents_["columns"] == sorted([weakest, 3])
+    assert strict.n_synergies_ == 2 and strict.weights_.shape == (10, 2)
+    recon = strict.inverse_transform(strict.activations_)
+    assert strict.vaf_ == pytest.approx(metrics.vaf(x, recon), abs=1e-12)
+    assert strict.r2_ == pytest.approx(metrics.r2(x, recon), abs=1e-12)
+    assert strict.vaf_ < model.vaf_ - 0.05
+    with pytest.raises(InputError, match="fitted on"):
+        model.drop_silent_latents(x[:1000])
+    with pytest.raises(InputError, match="min_share"):
+        model.drop_silent_latents(x, min_share=1.5)
 
 
 def test_auto_number_of_synergies():
@@ -303,7 +372,7 @@ def test_auto_number_of_synergies():
     model = RLVM(
         "auto", l1=0.01, random_state=0, selection_params={"k_range": [1, 2, 3, 4, 5]}
     ).fit(sim.emg)
-    assert model.selection_ is not None
+    assert model.selection_ is not None and model.selection_.method == "linear_fit"  # default
     assert model.n_synergies_ == model.selection_.n_synergies == model.weights_.shape[1]
     assert list(model.selection_.k_values) == [1, 2, 3, 4, 5]
     assert np.all(np.diff(model.selection_.vaf) > -1e-3)

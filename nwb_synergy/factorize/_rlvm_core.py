@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..compare import match_columns
 from ..errors import InputError
 
 
@@ -85,11 +86,6 @@ class _Layout:
     n_muscles: int
     k: int
     tied: bool
-
-    @property
-    def n_params(self) -> int:
-        nk = self.n_muscles * self.k
-        return (nk if self.tied else 2 * nk) + self.k + self.n_muscles
 
     def unpack(self, x):
         """Views of x (r, P): encoder W1 (r, N, K), decoder D (r, N, K), b1 (r, K), b2 (r, N).
@@ -498,22 +494,18 @@ def _split(params: np.ndarray, layout: _Layout):
     return w1[0].numpy(), d[0].numpy(), b1[0].numpy(), b2[0].numpy()
 
 
-def _softplus(a: np.ndarray) -> np.ndarray:
-    return np.logaddexp(0.0, a)
+def select_latents(params: np.ndarray, layout: _Layout, columns: np.ndarray) -> np.ndarray:
+    """One parameter vector (P,) restricted to the latents ``columns`` (in that order).
 
-
-def _match(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """Column permutation of ``other`` that best matches ``reference`` (max summed cosine)."""
-    from scipy.optimize import linear_sum_assignment
-
-    def unit(a):
-        n = np.linalg.norm(a, axis=0)
-        return a / np.where(n > 0, n, 1.0)
-
-    rows, cols = linear_sum_assignment(-(unit(reference).T @ unit(other)))
-    perm = np.empty(reference.shape[1], dtype=int)
-    perm[rows] = cols
-    return perm
+    Returns the packed vector of a model with ``len(columns)`` latents: those columns of the
+    decoder and encoder and those entries of b1, with the same b2.
+    """
+    torch = _torch()
+    columns = np.asarray(columns, dtype=int)
+    w1, d, b1, b2 = _split(np.asarray(params, dtype=float), layout)
+    kept = _Layout(layout.n_muscles, int(columns.size), layout.tied)
+    parts = [np.ascontiguousarray(a) for a in (w1[:, columns], d[:, columns], b1[columns], b2)]
+    return kept.pack(*[torch.from_numpy(a)[None] for a in parts]).numpy()[0]
 
 
 def refit_latents(
@@ -629,7 +621,7 @@ def mean_pairwise_cosine(weights: list[np.ndarray]) -> float:
     vals = []
     for i in range(len(weights)):
         for j in range(i + 1, len(weights)):
-            perm = _match(weights[i], weights[j])
+            perm, _ = match_columns(weights[i], weights[j])
             a, _ = unit_columns(weights[i])
             b, _ = unit_columns(weights[j][:, perm])
             vals.append(float(np.mean(np.sum(a * b, axis=0))))

@@ -32,20 +32,28 @@ with unit-norm weights is the share of the reconstruction's energy each synergy 
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
+from sklearn.utils._param_validation import Interval, StrOptions
 
+from ..compare import match_columns
 from ..errors import InputError
 from ..signals import EMG
-from .base import SynergyModel, as_emg_array
+from ._nnls import nnls_activations
+from .base import SynergyModel
+from .order import DEFAULT_SELECTION, METHODS, resolve_n_synergies
 
 _TINY = 1e-300
 
 
 class NMF(SynergyModel):
     """Muscle synergies by non-negative matrix factorization.
+
+    A scikit-learn transformer: ``transform`` gives the activations of EMG on the fitted
+    synergies, ``score`` the uncentered VAF of its reconstruction, ``components_`` the
+    synergies as rows. The data must be non-negative (``positive_only`` tag).
 
     Parameters
     ----------
@@ -67,10 +75,10 @@ class NMF(SynergyModel):
     random_state
         Seed or generator of the initialisations; the same seed gives the same result.
     selection
-        Model-order rule used when ``n_synergies="auto"``: "vaf", "linear_fit", "shuffle"
-        or "cv" (see :func:`~nwb_synergy.factorize.order.select_n_synergies`).
+        Model-order rule used when ``n_synergies="auto"``: "linear_fit" (default), "vaf",
+        "shuffle" or "cv" (see :func:`~nwb_synergy.factorize.order.select_n_synergies`).
     selection_params
-        Extra keyword arguments for the model-order rule (e.g. ``{"vaf_threshold": 0.9}``).
+        Extra keyword arguments for the model-order rule (e.g. ``{"mse_threshold": 1e-4}``).
     transform_max_iter, transform_tol
         Iterations and tolerance of the non-negative least squares of :meth:`transform`.
     dtype
@@ -82,8 +90,10 @@ class NMF(SynergyModel):
     ----------
     weights_ : ndarray (n_muscles, n_synergies)
         Synergies, non-negative, unit-norm columns.
+    components_ : ndarray (n_synergies, n_muscles)
+        ``weights_.T`` (scikit-learn's layout).
     activations_ : ndarray (n_times, n_synergies)
-        Activations of the training data, non-negative.
+        Activations of the training data, non-negative: the factor H of the fit.
     offset_ : ndarray (n_muscles,)
         Zeros (NMF has no offset; kept for a common interface with RLVM).
     vaf_, r2_ : float
@@ -93,10 +103,12 @@ class NMF(SynergyModel):
     n_synergies_ : int
         Number of synergies fitted.
     muscle_names_ : list of str or None
-        Muscle names, when fitted on an :class:`~nwb_synergy.EMG`.
+        Muscle names, when fitted on an :class:`~nwb_synergy.EMG` (or a DataFrame).
+    n_features_in_, feature_names_in_
+        Number of muscles, and column names of a training DataFrame (scikit-learn).
     restart_weights_ : ndarray (n_restarts, n_muscles, n_synergies)
-        Unit-norm weights of every restart, columns matched to ``weights_`` (by the
-        assignment maximising the summed cosine).
+        Unit-norm weights of every restart, columns matched to ``weights_``
+        (:func:`~nwb_synergy.compare.match_columns`).
     restart_vaf_, restart_r2_ : ndarray (n_restarts,)
         Uncentered VAF and centered R^2 of every restart.
     restart_n_iter_ : ndarray (n_restarts,)
@@ -108,6 +120,19 @@ class NMF(SynergyModel):
     method = "nmf"
     nonnegative = True
 
+    _parameter_constraints: dict = {
+        **SynergyModel._parameter_constraints,
+        "solver": [StrOptions({"hals", "mu"})],
+        "n_restarts": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "selection": [StrOptions(set(METHODS))],
+        "transform_max_iter": [Interval(Integral, 1, None, closed="left")],
+        "transform_tol": [Interval(Real, 0, None, closed="left")],
+        "dtype": [StrOptions({"float32", "float64"})],
+    }
+
     def __init__(
         self,
         n_synergies: int | str = 4,
@@ -118,7 +143,7 @@ class NMF(SynergyModel):
         tol: float = 1e-4,
         patience: int = 20,
         random_state: int | np.random.Generator | None = None,
-        selection: str = "vaf",
+        selection: str = DEFAULT_SELECTION,
         selection_params: dict | None = None,
         transform_max_iter: int = 1000,
         transform_tol: float = 1e-10,
@@ -138,18 +163,6 @@ class NMF(SynergyModel):
         self.dtype = dtype
 
     # ------------------------------------------------------------------------------------------
-    def _check_params(self) -> None:
-        if self.solver not in ("hals", "mu"):
-            raise InputError(f"must be 'hals' or 'mu', got {self.solver!r}", obj="solver")
-        for name in ("n_restarts", "max_iter", "patience"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise InputError(f"must be a positive integer, got {value!r}", obj=name)
-        if self.dtype not in ("float32", "float64"):
-            raise InputError(f"must be 'float32' or 'float64', got {self.dtype!r}", obj="dtype")
-        if not (isinstance(self.tol, (int, float)) and self.tol >= 0):
-            raise InputError(f"must be a non-negative number, got {self.tol!r}", obj="tol")
-
     def fit(self, emg: EMG | np.ndarray, y: Any = None) -> NMF:
         """Fit the synergies to EMG.
 
@@ -157,6 +170,8 @@ class NMF(SynergyModel):
         ----------
         emg
             :class:`~nwb_synergy.EMG` or array (n_times, n_muscles), non-negative (conditioned).
+        y
+            Ignored (scikit-learn convention).
 
         Returns
         -------
@@ -164,10 +179,10 @@ class NMF(SynergyModel):
             ``self``, fitted.
         """
         self._check_params()
-        data, names = as_emg_array(emg, nonnegative=True)
+        data, names = self._validate_emg(emg, reset=True, min_times=2)
         if not np.any(data > 0):
             raise InputError("all samples are zero; nothing to factorize", obj="emg")
-        k = self._resolve_n_synergies(data)
+        k, self.selection_ = resolve_n_synergies(self, data)
 
         with _single_threaded_blas():
             self._fit_k(data, k)
@@ -200,7 +215,7 @@ class NMF(SynergyModel):
         self.offset_ = np.zeros(data.shape[1])
         self.n_synergies_ = k
         self.n_iter_ = int(n_iter[best])
-        self.restart_weights_ = np.stack([_match_columns(w_best, w[r]) for r in range(len(w))])
+        self.restart_weights_ = np.stack([wr[:, match_columns(w_best, wr)[0]] for wr in w])
         xx = float(np.sum(data * data))
         cc = xx - data.size * float(data.mean()) ** 2  # sum((X - grand mean)^2)
         self.restart_vaf_ = 1.0 - sse / xx
@@ -213,30 +228,18 @@ class NMF(SynergyModel):
         self.r2_ = 1.0 - err / cc if cc > 0 else float("nan")
 
     def fit_transform(self, emg: EMG | np.ndarray, y: Any = None) -> np.ndarray:
-        """Fit and return the activations of the training data (n_times, n_synergies)."""
-        return self.fit(emg).activations_
+        """Fit, then return :meth:`transform` of the training data (n_times, n_synergies).
 
-    def transform(self, emg: EMG | np.ndarray) -> np.ndarray:
-        """Activations of new EMG with the weights fixed (non-negative least squares per sample).
-
-        Parameters
-        ----------
-        emg
-            :class:`~nwb_synergy.EMG` or array (n_times, n_muscles), same muscles as the fit.
-
-        Returns
-        -------
-        ndarray (n_times, n_synergies)
-            ``argmin_{H >= 0} ||X - H W^T||^2``, solved for all samples together.
+        The same as ``fit(emg).transform(emg)``: the exact non-negative least squares
+        activations on the fitted synergies. They differ from ``activations_`` (the last
+        iterate of the factorization) by no more than the stopping rule allows.
         """
-        self._check_fitted()
-        data, _ = as_emg_array(emg, nonnegative=True, min_times=1)
-        if data.shape[1] != self.weights_.shape[0]:
-            raise InputError(
-                f"EMG has {data.shape[1]} muscles, the model was fitted on "
-                f"{self.weights_.shape[0]}",
-                obj="emg",
-            )
+        self.fit(emg)
+        return self._activations(self._validate_emg(emg, reset=False)[0])
+
+    def _activations(self, data: np.ndarray) -> np.ndarray:
+        """``argmin_{H >= 0} ||X - H W^T||^2`` with W fixed, for all samples together
+        (exact non-negative least squares, as :func:`scipy.optimize.nnls` per sample)."""
         with _single_threaded_blas():
             return nnls_activations(
                 data, self.weights_, max_iter=self.transform_max_iter, tol=self.transform_tol
@@ -246,8 +249,6 @@ class NMF(SynergyModel):
         out = super().provenance()
         out["n_iter"] = int(self.n_iter_)
         out["restart_vaf_uncentered"] = [float(v) for v in self.restart_vaf_]
-        if self.selection_ is not None:
-            out["model_order"] = self.selection_.to_dict()
         return out
 
 
@@ -597,110 +598,3 @@ def _balance(w: np.ndarray, h: np.ndarray, dtype: Any) -> None:
     scale = np.where(norms > 0, norms, 1.0)
     w /= scale[:, None, :]
     h *= scale[:, :, None].astype(dtype)
-
-
-def _match_columns(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """Permute the columns of ``other`` to best match ``reference`` (max summed cosine)."""
-    ref = reference / np.maximum(np.linalg.norm(reference, axis=0), _TINY)
-    oth = other / np.maximum(np.linalg.norm(other, axis=0), _TINY)
-    rows, cols = linear_sum_assignment(-(ref.T @ oth))
-    perm = np.empty(reference.shape[1], dtype=int)
-    perm[rows] = cols
-    return other[:, perm]
-
-
-def nnls_activations(
-    x: np.ndarray,
-    weights: np.ndarray,
-    *,
-    max_iter: int = 1000,
-    tol: float = 1e-10,
-) -> np.ndarray:
-    """Non-negative least squares of every sample on fixed weights, all samples together.
-
-    Solves ``min_{h_t >= 0} ||x_t - W h_t||^2`` for each row of ``x`` (any sign of W). Rows are
-    first improved by coordinate descent (HALS with W fixed) from the clipped unconstrained
-    solution; then, for groups of rows sharing the same set of positive coefficients, the
-    least-squares problem restricted to that set is solved exactly and accepted where it
-    satisfies the optimality (KKT) conditions: coefficients positive on the set, gradient
-    non-negative off it. Rows that fail go back to coordinate descent, and so on. The result
-    is the exact NNLS solution (as :func:`scipy.optimize.nnls`) for all accepted rows; rows
-    not accepted after ``max_iter`` sweeps keep the coordinate-descent iterate.
-
-    Parameters
-    ----------
-    x
-        Data (n_times, n_muscles).
-    weights
-        Fixed weights (n_muscles, K).
-    max_iter
-        Largest number of coordinate-descent sweeps.
-    tol
-        Relative tolerance of the optimality check.
-
-    Returns
-    -------
-    ndarray (n_times, K)
-        The non-negative activations.
-    """
-    x = np.asarray(x, dtype=float)
-    w = np.asarray(weights, dtype=float)
-    n, k = x.shape[0], w.shape[1]
-    if n == 0:
-        return np.zeros((0, k))
-    wtw = w.T @ w
-    xw = x @ w  # (T, K)
-    h = np.linalg.lstsq(w, x.T, rcond=None)[0].T
-    np.maximum(h, 0.0, out=h)
-    diag = np.maximum(np.diag(wtw), _TINY)
-    scale = max(float(np.max(np.abs(xw))), _TINY)
-    todo = np.arange(n)
-    sweeps = 0
-    block = 5
-    while todo.size and sweeps < max_iter:
-        ht, xwt = h[todo], xw[todo]
-        for _ in range(min(block, max_iter - sweeps)):
-            for j in range(k):
-                ht[:, j] += (xwt[:, j] - ht @ wtw[j]) / diag[j]
-                np.maximum(ht[:, j], 0.0, out=ht[:, j])
-        sweeps += block
-        h[todo] = ht
-        done = _exact_on_support(h, xw, wtw, todo, tol * scale)
-        todo = todo[~done]
-        block = min(2 * block, 80)
-    return h
-
-
-def _exact_on_support(
-    h: np.ndarray, xw: np.ndarray, wtw: np.ndarray, rows: np.ndarray, atol: float
-) -> np.ndarray:
-    """Solve each row exactly on its current support; accept rows meeting the KKT conditions.
-
-    Accepted rows of ``h`` are overwritten with the exact solution. Returns a boolean mask over
-    ``rows``.
-    """
-    k = h.shape[1]
-    support = h[rows] > 0
-    codes = support @ (1 << np.arange(k))
-    uniq, inverse = np.unique(codes, return_inverse=True)
-    accepted = np.zeros(rows.size, dtype=bool)
-    if uniq.size > 512:  # too many patterns to be worth it; keep iterating
-        return accepted
-    for u, code in enumerate(uniq):
-        sel = np.flatnonzero(inverse == u)
-        r = rows[sel]
-        s = np.flatnonzero((int(code) >> np.arange(k)) & 1)
-        sol = np.zeros((r.size, k))
-        if s.size:
-            try:
-                sol[:, s] = np.linalg.solve(wtw[np.ix_(s, s)], xw[r][:, s].T).T
-            except np.linalg.LinAlgError:
-                continue
-        grad = sol @ wtw - xw[r]  # gradient of 0.5 ||x - W h||^2
-        ok = np.all(sol[:, s] > 0, axis=1) if s.size else np.ones(r.size, dtype=bool)
-        off = np.setdiff1d(np.arange(k), s)
-        if off.size:
-            ok &= np.all(grad[:, off] >= -atol, axis=1)
-        h[r[ok]] = sol[ok]
-        accepted[sel[ok]] = True
-    return accepted

@@ -53,21 +53,37 @@ which only this module imports; ``import nwb_synergy`` does not import torch.
 
 from __future__ import annotations
 
+import copy
 import warnings
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
 
+from ..compare import match_columns
 from ..errors import InputError
 from ..signals import EMG
 from . import metrics
-from .base import SynergyModel, as_emg_array
+from .base import SynergyModel
+from .order import DEFAULT_SELECTION, METHODS, resolve_n_synergies
 
 LOSSES = ("gaussian", "poisson")
 INITS = ("nmf", "random")
 LATENTS = ("encoder", "refit")
-#: share of the activation energy below which a latent is treated as silent (set to zero)
-SILENT_SHARE = 1e-8
+#: share of the data's energy (sum of squares) below which a latent is silent: its part of the
+#: reconstruction, ``activation_k * weights_k``, carries less. ``fit`` switches such a latent off
+#: exactly and :meth:`RLVM.drop_silent_latents` removes it (see :func:`latent_energy_share`).
+SILENT_SHARE = 1e-3
+#: fitted attributes of RLVM with a synergy axis, and that axis
+SYNERGY_AXIS = {
+    "weights_": 1,
+    "activations_": 1,
+    "encoder_weights_": 1,
+    "encoder_bias_": 0,
+    "restart_weights_": 2,
+    "activity_": 0,
+}
 #: L1 weights searched by ``l1="auto"`` (per unit of the RMS-normalised data)
 DEFAULT_L1_GRID = (0.003, 0.01, 0.03, 0.1, 0.3)
 
@@ -136,7 +152,8 @@ class RLVM(SynergyModel):
         directions of the loss. For small data (a few thousand samples) one torch thread
         (``torch.set_num_threads(1)``) is as fast and much faster on a busy machine.
     selection, selection_params
-        Model-order rule and its parameters for ``n_synergies="auto"``.
+        Model-order rule and its parameters for ``n_synergies="auto"`` ("linear_fit" by
+        default; see :func:`~nwb_synergy.factorize.order.select_n_synergies`).
 
     Attributes
     ----------
@@ -156,8 +173,10 @@ class RLVM(SynergyModel):
     activity_ : ndarray (n_synergies,)
         Share of the activations' energy (``sum(activations_**2)``, unit-norm weights) carried
         by each synergy. A latent the L1 penalty silenced has 0: the optimizer only approaches
-        zero, so a share below ``SILENT_SHARE`` (1e-8) is switched off exactly (its encoder
-        bias lowered until it is zero on every training sample). Its weights are meaningless.
+        zero, so a latent whose part of the reconstruction carries less than ``SILENT_SHARE``
+        (1e-3) of the data's energy is switched off exactly (its encoder bias lowered until it
+        is zero on every training sample). Its weights are meaningless;
+        :meth:`drop_silent_latents` removes it.
     loss_ : float
         Penalised training loss of the best restart (on the normalised data).
     n_iter_ : int
@@ -173,8 +192,14 @@ class RLVM(SynergyModel):
         Final penalised loss and iterations of every restart.
     scale_ : float
         The RMS the data was divided by (1 without normalisation).
-    n_synergies_, muscle_names_, selection_
+    n_synergies_, muscle_names_, selection_, n_features_in_, feature_names_in_
         As for NMF.
+    components_ : ndarray (n_synergies, n_muscles)
+        ``weights_.T`` (scikit-learn's layout).
+    dropped_latents_ : dict or None
+        None after ``fit``; on a model returned by :meth:`drop_silent_latents`, the columns
+        dropped (indices in the model they were dropped from), their energy shares and the
+        threshold.
 
     Notes
     -----
@@ -212,6 +237,32 @@ class RLVM(SynergyModel):
     method = "rlvm"
     nonnegative = False
 
+    _parameter_constraints: dict = {
+        **SynergyModel._parameter_constraints,
+        "tied": ["boolean"],
+        "init": [StrOptions(set(INITS))],
+        "l1": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
+        "l1_grid": ["array-like", None],
+        "l2_weights": [Interval(Real, 0, None, closed="left")],
+        "l2_biases": [Interval(Real, 0, None, closed="left")],
+        "loss": [StrOptions(set(LOSSES))],
+        "latents": [StrOptions(set(LATENTS))],
+        "smoothness": [Interval(Real, 0, None, closed="left")],
+        "refit_l1": [Interval(Real, 0, None, closed="left")],
+        "n_restarts": [Interval(Integral, 1, None, closed="left")],
+        "cv_folds": [Interval(Integral, 1, None, closed="left")],
+        "stability_tol": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "history_size": [Interval(Integral, 1, None, closed="left")],
+        "tol_grad": [Interval(Real, 0, None, closed="left")],
+        "tol_change": [Interval(Real, 0, None, closed="left")],
+        "normalize": ["boolean"],
+        "device": "no_validation",  # checked by PyTorch (_rlvm_core._resolve_device)
+        "dtype": "no_validation",  # str, NumPy or torch type (_rlvm_core._resolve_dtype)
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "selection": [StrOptions(set(METHODS))],
+    }
+
     def __init__(
         self,
         n_synergies: int | str = 4,
@@ -238,7 +289,7 @@ class RLVM(SynergyModel):
         dtype: str = "float64",
         n_threads: int | None = 1,
         random_state: int | np.random.Generator | None = None,
-        selection: str = "vaf",
+        selection: str = DEFAULT_SELECTION,
         selection_params: dict | None = None,
     ):
         self.n_synergies = n_synergies
@@ -292,55 +343,11 @@ class RLVM(SynergyModel):
         return cls(n_synergies, **params)
 
     def _check_params(self) -> None:
-        if self.loss not in LOSSES:
-            raise InputError(f"must be one of {LOSSES}, got {self.loss!r}", obj="loss")
-        if self.init not in INITS:
-            raise InputError(f"must be one of {INITS}, got {self.init!r}", obj="init")
-        if self.latents not in LATENTS:
-            raise InputError(f"must be one of {LATENTS}, got {self.latents!r}", obj="latents")
-        if self.n_threads is not None and (
-            isinstance(self.n_threads, bool)
-            or not isinstance(self.n_threads, (int, np.integer))
-            or self.n_threads < 1
-        ):
+        super()._check_params()
+        if isinstance(self.l1, str) and self.cv_folds < 2:
             raise InputError(
-                f"must be a positive integer or None, got {self.n_threads!r}", obj="n_threads"
+                f"l1='auto' needs at least 2 folds, got {self.cv_folds}", obj="cv_folds"
             )
-        for name in ("n_restarts", "max_iter", "history_size", "cv_folds"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise InputError(f"must be a positive integer, got {value!r}", obj=name)
-        for name in (
-            "l2_weights",
-            "l2_biases",
-            "smoothness",
-            "refit_l1",
-            "tol_grad",
-            "tol_change",
-            "stability_tol",
-        ):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float, np.floating))
-                or not (np.isfinite(value) and value >= 0)
-            ):
-                raise InputError(f"must be a non-negative number, got {value!r}", obj=name)
-        if isinstance(self.l1, str):
-            if self.l1 != "auto":
-                raise InputError(
-                    f"must be a non-negative number or 'auto', got {self.l1!r}", obj="l1"
-                )
-            if self.cv_folds < 2:
-                raise InputError(
-                    f"l1='auto' needs at least 2 folds, got {self.cv_folds}", obj="cv_folds"
-                )
-        elif (
-            isinstance(self.l1, bool)
-            or not isinstance(self.l1, (int, float, np.floating))
-            or not (np.isfinite(self.l1) and self.l1 >= 0)
-        ):
-            raise InputError(f"must be a non-negative number or 'auto', got {self.l1!r}", obj="l1")
         grid = self._grid()
         if len(grid) == 0 or any((not np.isfinite(g)) or g < 0 for g in grid):
             raise InputError(f"must be non-negative numbers, got {self.l1_grid!r}", obj="l1_grid")
@@ -348,6 +355,9 @@ class RLVM(SynergyModel):
 
         _resolve_device(self.device)
         _resolve_dtype(self.dtype)
+
+    def _positive_only(self) -> bool:
+        return self.loss == "poisson"
 
     def _grid(self) -> list[float]:
         grid = DEFAULT_L1_GRID if self.l1_grid is None else self.l1_grid
@@ -386,11 +396,7 @@ class RLVM(SynergyModel):
 
     # ------------------------------------------------------------------------------------------
     def _prepare(self, emg: EMG | np.ndarray) -> tuple[np.ndarray, list[str] | None]:
-        data, names = as_emg_array(emg, nonnegative=self.loss == "poisson")
-        if data.shape[0] < 4:
-            raise InputError(
-                f"too few samples: {data.shape[0]} time points, at least 4 needed", obj="emg"
-            )
+        data, names = self._validate_emg(emg, reset=True, min_times=4)
         if not np.any(data != 0):
             raise InputError("all samples are zero; nothing to factorize", obj="emg")
         flat = np.flatnonzero(np.ptp(data, axis=0) == 0)
@@ -407,6 +413,8 @@ class RLVM(SynergyModel):
         emg
             :class:`~nwb_synergy.EMG` or array (n_times, n_muscles), usually the conditioned
             (non-negative) envelopes; signed data is accepted with the Gaussian loss.
+        y
+            Ignored (scikit-learn convention).
 
         Returns
         -------
@@ -424,7 +432,7 @@ class RLVM(SynergyModel):
 
         data, names = self._prepare(emg)
         n_times, n_muscles = data.shape
-        k = self._resolve_n_synergies(data)
+        k, self.selection_ = resolve_n_synergies(self, data)
 
         scale = (
             float(np.sqrt(np.mean(data**2)))
@@ -483,7 +491,7 @@ class RLVM(SynergyModel):
         return self
 
     def _store(self, data, x, scale, layout, res, names) -> None:
-        from ._rlvm_core import _match, _split, unit_columns
+        from ._rlvm_core import _split, unit_columns
 
         best = int(np.argmin(np.where(np.isfinite(res.loss), res.loss, np.inf)))
         self._params = np.array(res.params[best], dtype=float)  # scaled units, fit order
@@ -502,22 +510,20 @@ class RLVM(SynergyModel):
         lin = data @ enc_w
         z = np.maximum(lin + enc_b, 0.0)
         # latents the L1 penalty silenced: the optimizer only approaches zero asymptotically,
-        # so a latent whose share of the activation energy is below SILENT_SHARE is switched
-        # off exactly (encoder bias lowered until it is zero on every training sample; the
-        # loss changes by less than the optimizer's tolerance)
-        energy = np.sum(z * z, axis=0)
-        total = float(energy.sum())
-        if total > 0:
-            for j in np.flatnonzero((energy > 0) & (energy < SILENT_SHARE * total)):
-                enc_b[j] = min(enc_b[j], -float(np.max(lin[:, j])))
-                z[:, j] = 0.0
-            energy = np.sum(z * z, axis=0)
+        # so a latent whose part of the reconstruction carries less than SILENT_SHARE of the
+        # data's energy is switched off exactly (encoder bias lowered until it is zero on every
+        # training sample)
+        share = latent_energy_share(z, d_unit, data)
+        for j in np.flatnonzero((share > 0) & (share < SILENT_SHARE)):
+            enc_b[j] = min(enc_b[j], -float(np.max(lin[:, j])))
+            z[:, j] = 0.0
         order = np.argsort(-z.std(axis=0), kind="stable")
+        self._params_columns = order  # column of _params (fit order) of each synergy
         self.weights_ = np.ascontiguousarray(d_unit[:, order])
         self.encoder_weights_ = np.ascontiguousarray(enc_w[:, order])
         self.encoder_bias_ = np.ascontiguousarray(enc_b[order])
         self.offset_ = b2 * scale
-        self.activity_ = energy[order] / total if total > 0 else np.zeros(len(order))
+        self.activity_ = _activation_shares(z[:, order])
         self.scale_ = scale
         self.n_synergies_ = int(layout.k)
         self.muscle_names_ = names
@@ -529,8 +535,9 @@ class RLVM(SynergyModel):
         rw = []
         for r in range(res.params.shape[0]):
             dr = unit_columns(_split(res.params[r], layout)[1])[0]
-            rw.append(dr[:, _match(self.weights_, dr)])
+            rw.append(dr[:, match_columns(self.weights_, dr)[0]])
         self.restart_weights_ = np.stack(rw)
+        self.dropped_latents_ = None
         if self.latents == "refit":
             self.activations_ = self._refit(data)
         else:
@@ -554,33 +561,21 @@ class RLVM(SynergyModel):
         )
         return z * self.scale_
 
-    def _check_data(self, emg: EMG | np.ndarray) -> np.ndarray:
-        self._check_fitted()
-        data, _ = as_emg_array(emg, nonnegative=self.loss == "poisson", min_times=1)
-        if data.shape[1] != self.weights_.shape[0]:
-            raise InputError(
-                f"EMG has {data.shape[1]} muscles, the model was fitted on "
-                f"{self.weights_.shape[0]}",
-                obj="emg",
-            )
-        return data
-
-    def transform(self, emg: EMG | np.ndarray) -> np.ndarray:
-        """Activations of EMG with the fitted weights (n_times, n_synergies), >= 0.
-
-        With ``latents="encoder"`` (default) the encoder of the fitted model:
-        ``relu(emg @ encoder_weights_ + encoder_bias_)``, the same function that produced
-        ``activations_`` (so ``transform(training data) == activations_``). With
-        ``latents="refit"`` the activations are refitted on the fixed synergies and offset
-        (non-negative, with the ``refit_l1`` and ``smoothness`` penalties).
-        """
-        data = self._check_data(emg)
+    def _activations(self, data: np.ndarray) -> np.ndarray:
+        """Activations of checked data: with ``latents="encoder"`` (default) the encoder of the
+        fitted model, ``relu(emg @ encoder_weights_ + encoder_bias_)``, the same function that
+        produced ``activations_`` (so ``transform(training data) == activations_``); with
+        ``latents="refit"`` the activations refitted on the fixed synergies and offset
+        (non-negative, with the ``refit_l1`` and ``smoothness`` penalties)."""
         if self.latents == "refit":
             return self._refit(data)
         return np.maximum(data @ self.encoder_weights_ + self.encoder_bias_, 0.0)
 
     def fit_transform(self, emg: EMG | np.ndarray, y: Any = None) -> np.ndarray:
-        """Fit and return the activations of the training data (n_times, n_synergies)."""
+        """Fit and return the activations of the training data (n_times, n_synergies).
+
+        ``activations_``, which is what ``fit(emg).transform(emg)`` computes again.
+        """
         return self.fit(emg).activations_
 
     def inverse_transform(self, activations: np.ndarray) -> np.ndarray:
@@ -602,9 +597,77 @@ class RLVM(SynergyModel):
         )
         if self.cv_ is not None:
             out["l1_cv"] = self.cv_
-        if self.selection_ is not None:
-            out["model_order"] = self.selection_.to_dict()
+        if self.dropped_latents_ is not None:
+            out["dropped_latents"] = copy.deepcopy(self.dropped_latents_)
         return out
+
+    def drop_silent_latents(self, emg: EMG | np.ndarray, min_share: float = SILENT_SHARE) -> RLVM:
+        """A new fitted RLVM without the latents that (nearly) never contribute.
+
+        A latent is dropped when its part of the reconstruction, ``activation_k * weights_k``,
+        carries less than ``min_share`` of the energy (sum of squares) of the data
+        (:func:`latent_energy_share`): what the L1 penalty leaves of a synergy the data do
+        not need. Every fitted attribute with a synergy axis (``SYNERGY_AXIS``) loses those
+        columns (with ``latents="refit"`` the kept activations are not refitted);
+        ``activity_`` is renormalised, ``vaf_`` and ``r2_`` are recomputed on the data,
+        ``provenance()`` records the new number of synergies and scores and
+        ``dropped_latents``; ``loss_`` and the ``restart_*`` losses stay those of the fit.
+        The model itself is not changed, nor are its parameters (``n_synergies`` is the number
+        fitted; ``n_synergies_`` the number kept). When every latent is silent, none is
+        dropped.
+
+        Parameters
+        ----------
+        emg
+            The EMG the model was fitted on (:class:`~nwb_synergy.EMG` or array
+            (n_times, n_muscles)).
+        min_share
+            Threshold on the share of the data's energy (default ``SILENT_SHARE``, 1e-3, the
+            one ``fit`` switches latents off with).
+
+        Returns
+        -------
+        RLVM
+            The pruned copy; its ``dropped_latents_`` is ``{"columns", "energy_share",
+            "min_share"}`` (columns of this model, empty when none is dropped).
+        """
+        from ._rlvm_core import _Layout, select_latents
+
+        data, _ = self._validate_emg(emg, reset=False)
+        if data.shape[0] != self.activations_.shape[0]:
+            raise InputError(
+                f"the EMG has {data.shape[0]} samples but the model was fitted on "
+                f"{self.activations_.shape[0]}; pass the EMG it was fitted on",
+                obj="emg",
+            )
+        if isinstance(min_share, bool) or not (
+            isinstance(min_share, (int, float, np.floating)) and 0 <= min_share < 1
+        ):
+            raise InputError(f"must be a number in [0, 1), got {min_share!r}", obj="min_share")
+        share = latent_energy_share(self.activations_, self.weights_, data)
+        silent = np.flatnonzero(share < min_share)
+        if silent.size == share.size:
+            silent = silent[:0]
+        keep = np.setdiff1d(np.arange(share.size), silent)
+
+        pruned = copy.copy(self)
+        others = {k: v for k, v in vars(self).items() if k not in SYNERGY_AXIS}
+        pruned.__dict__.update(copy.deepcopy(others))
+        for name, axis in SYNERGY_AXIS.items():
+            setattr(pruned, name, np.take(getattr(self, name), keep, axis=axis))
+        pruned.activity_ = _activation_shares(pruned.activations_)
+        pruned.n_synergies_ = int(keep.size)
+        layout = _Layout(data.shape[1], int(share.size), bool(self.tied))
+        fit_columns = np.sort(self._params_columns[keep])
+        pruned._params = select_latents(self._params, layout, fit_columns)
+        pruned._params_columns = np.searchsorted(fit_columns, self._params_columns[keep])
+        pruned._set_fit_scores(data)
+        pruned.dropped_latents_ = {
+            "columns": [int(i) for i in silent],
+            "energy_share": [float(share[i]) for i in silent],
+            "min_share": float(min_share),
+        }
+        return pruned
 
     # ------------------------------------------------------------------------------------------
     def fit_resamples(
@@ -630,7 +693,6 @@ class RLVM(SynergyModel):
         """
         from ._rlvm_core import (
             _Layout,
-            _match,
             _seed,
             _split,
             fit_batched,
@@ -639,8 +701,7 @@ class RLVM(SynergyModel):
             unit_columns,
         )
 
-        self._check_fitted()
-        data = self._check_data(emg)
+        data, _ = self._validate_emg(emg, reset=False)
         sw = np.asarray(sample_weight, dtype=float)
         if (
             sw.ndim != 2
@@ -671,5 +732,38 @@ class RLVM(SynergyModel):
         out = []
         for b in range(sw.shape[0]):
             d = unit_columns(_split(res.params[b], layout)[1])[0]
-            out.append(d[:, _match(self.weights_, d)])
+            out.append(d[:, match_columns(self.weights_, d)[0]])
         return np.stack(out)
+
+
+def latent_energy_share(
+    activations: np.ndarray, weights: np.ndarray, data: np.ndarray
+) -> np.ndarray:
+    """Share of the data's energy carried by each latent's part of the reconstruction.
+
+    Parameters
+    ----------
+    activations
+        (n_times, K).
+    weights
+        (n_muscles, K).
+    data
+        (n_times, n_muscles).
+
+    Returns
+    -------
+    ndarray (K,)
+        ``sum((activations[:, k, None] * weights[None, :, k])**2) / sum(data**2)``, i.e.
+        ``|activations_k|^2 |weights_k|^2 / |data|^2``.
+    """
+    acts = np.asarray(activations, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    total = float(np.sum(np.asarray(data, dtype=float) ** 2))
+    return (acts**2).sum(axis=0) * (w**2).sum(axis=0) / max(total, 1e-300)
+
+
+def _activation_shares(activations: np.ndarray) -> np.ndarray:
+    """Share of the activations' energy carried by each column, (K,) (zeros if all zero)."""
+    energy = np.sum(activations * activations, axis=0)
+    total = float(energy.sum())
+    return energy / total if total > 0 else np.zeros(energy.shape)
