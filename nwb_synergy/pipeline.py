@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError, ResultsExistError
+from .factorize.order import DEFAULT_SELECTION
 from .results import (
     FieldResults,
     SessionInfo,
@@ -113,7 +114,7 @@ class AnalysisOptions:
     emg_name: str | None = None
     methods: tuple[str, ...] = METHODS
     n_synergies: int | str = "auto"
-    selection: str = "linear_fit"
+    selection: str = DEFAULT_SELECTION
     sta: bool = True
     random_state: int = 0
     conditioning: dict[str, Any] = field(default_factory=dict)
@@ -229,13 +230,13 @@ def negcp_step(synergies: SynergyResults, options: AnalysisOptions, notes: list[
         full, synergies.envelope, random_state=options.random_state, **options.negcp_options
     )
     model = full.drop_silent_latents(synergies.envelope)
-    dropped = list(model.dropped_latents_)
-    if dropped:
-        negcps = negcps.drop_synergies(dropped)
+    dropped = model.dropped_latents_
+    if dropped["columns"]:
+        negcps = negcps.drop_synergies(dropped["columns"])
         notes.append(
-            f"RLVM: {len(dropped)} of {full.weights_.shape[1]} latent(s) switched off by the L1 "
-            f"penalty (< {100 * model.silent_share:g}% of the EMG's energy) dropped; "
-            f"{model.weights_.shape[1]} synergies kept"
+            f"RLVM: {len(dropped['columns'])} of {full.weights_.shape[1]} latent(s) switched "
+            f"off by the L1 penalty (< {100 * dropped['min_share']:g}% of the EMG's energy) "
+            f"dropped; {model.weights_.shape[1]} synergies kept"
         )
     synergies.models["rlvm"] = model
     synergies.negcps = negcps
