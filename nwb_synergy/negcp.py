@@ -94,6 +94,21 @@ class NegativeComponents:
         """Number of NegCps flagged."""
         return int(self.mask.sum())
 
+    def drop_synergies(self, columns) -> NegativeComponents:
+        """A copy without the synergy ``columns`` (e.g. latents dropped from the model)."""
+        import dataclasses
+
+        k = self.mask.shape[1]
+        keep = np.setdiff1d(np.arange(k), np.asarray(columns, dtype=int))
+        changes = {
+            f.name: np.take(getattr(self, f.name), keep, axis=-1)
+            for f in dataclasses.fields(self)
+            if isinstance(getattr(self, f.name), np.ndarray)
+            and getattr(self, f.name).ndim >= 2
+            and getattr(self, f.name).shape[-1] == k
+        }
+        return dataclasses.replace(self, **changes)
+
     def to_frame(self):
         """One row per (muscle, synergy) with every measure, as a pandas DataFrame."""
         import pandas as pd
