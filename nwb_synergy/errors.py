@@ -48,6 +48,11 @@ class InputError(NWBSynergyError, ValueError):
         super().__init__(_located(problem, self.file, obj))
 
 
+class InputTypeError(InputError, TypeError):
+    """Input of a type that cannot be used (sparse, non-numeric, plain lists where elephant
+    wants spike trains): also a ``TypeError``, as scikit-learn and elephant raise."""
+
+
 class OutputError(NWBSynergyError, OSError):
     """An output that cannot be written: no space left, no permission, another run writing it.
 

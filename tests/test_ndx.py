@@ -398,7 +398,7 @@ def test_results_file_reads_with_the_extension_alone(tmp_path):
         source, tmp_path / "results.nwb", methods=("nmf",), n_synergies=2, progress=False,
         n_permutations=100,
     )  # fmt: skip
-    assert results.written[-1] == "processing/ecephys/SpikeTriggeredAverages"
+    assert results.log.written[-1] == "processing/ecephys/SpikeTriggeredAverages"
     with h5py.File(results.output, "r") as f:  # cache_spec=True: the namespace is in the file
         assert list(f["specifications/ndx-muscle-synergy"]) == ["0.1.0"]
     source_dir = EXTENSION / "src" / "pynwb"

@@ -44,7 +44,7 @@ from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 from sklearn.utils._param_validation import Interval, InvalidParameterError
 from sklearn.utils.validation import check_array, validate_data
 
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 from ..provenance import jsonable
 from ..signals import EMG
 from . import metrics
@@ -61,11 +61,6 @@ class NotFittedError(InputError, _SklearnNotFittedError):
 class ParameterError(InputError, InvalidParameterError):
     """A constructor parameter has a value the estimator does not accept (also
     scikit-learn's ``InvalidParameterError``)."""
-
-
-class InputTypeError(InputError, TypeError):
-    """Input of a type that cannot be factorized, e.g. sparse or non-numeric (also a
-    ``TypeError``, as scikit-learn expects)."""
 
 
 def check_n_synergies(

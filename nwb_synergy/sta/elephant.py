@@ -45,17 +45,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 from ._gather import GatherJob, run_jobs
 from ._inputs import as_signal, as_spikes, window_index
 
 __all__ = ["InputTypeError", "spike_triggered_average"]
 
 NO_SPIKE_WARNING = "No spike at all was either found or used for averaging"
-
-
-class InputTypeError(InputError, TypeError):
-    """An argument of the wrong type (a ``TypeError``, where elephant raises one)."""
 
 
 def _check_window_bound(bound: Any, which: int) -> None:
