@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, ResultsExistError
+from .spikes import PlantedEffects
 
 #: forelimb muscles of macaque EMG studies (Takei et al. 2017 recorded up to 19)
 FORELIMB_MUSCLES = (
@@ -74,7 +75,7 @@ SESSION_START = datetime(2024, 1, 15, 10, 0, 0, tzinfo=timezone.utc)  # fixed: r
 
 
 @dataclass
-class SimulatedSession:
+class SimulatedSession(PlantedEffects):
     """A simulated session and its planted truth.
 
     Attributes
@@ -131,16 +132,6 @@ class SimulatedSession:
     @property
     def n_synergies(self) -> int:
         return int(self.weights.shape[1])
-
-    @property
-    def facilitated(self) -> np.ndarray:
-        """Boolean (n_units, n_muscles): planted facilitation."""
-        return self.effects > 0
-
-    @property
-    def suppressed(self) -> np.ndarray:
-        """Boolean (n_units, n_muscles): planted suppression."""
-        return self.effects < 0
 
     def planted_pairs(self) -> dict[tuple[int, str], str]:
         """{(unit id, muscle): "PSF" or "PSpS"} for every planted effect."""

@@ -38,8 +38,24 @@ from ..signals import EMG
 __all__ = ["SimulatedSpikes", "simulate_spikes"]
 
 
+class PlantedEffects:
+    """Views of a signed ``effects`` array (n_units, n_muscles): > 0 PSF, < 0 PSpS."""
+
+    effects: np.ndarray
+
+    @property
+    def facilitated(self) -> np.ndarray:
+        """Boolean (n_units, n_muscles): planted facilitation (PSF)."""
+        return self.effects > 0
+
+    @property
+    def suppressed(self) -> np.ndarray:
+        """Boolean (n_units, n_muscles): planted suppression (PSpS)."""
+        return self.effects < 0
+
+
 @dataclass
-class SimulatedSpikes:
+class SimulatedSpikes(PlantedEffects):
     """Raw EMG, spike trains and the planted truth.
 
     Attributes
@@ -90,16 +106,6 @@ class SimulatedSpikes:
     @property
     def n_muscles(self) -> int:
         return int(self.effects.shape[1])
-
-    @property
-    def facilitated(self) -> np.ndarray:
-        """Boolean (n_units, n_muscles): planted PSF."""
-        return self.effects > 0
-
-    @property
-    def suppressed(self) -> np.ndarray:
-        """Boolean (n_units, n_muscles): planted PSpS."""
-        return self.effects < 0
 
     def rectified(self) -> np.ndarray:
         """``abs(emg)`` as float64 (the carrier has no low-frequency content to filter)."""

@@ -197,8 +197,8 @@ def mock_nwbfile(species: str = "Macaca mulatta", *, identifier: str | None = No
     -------
     pynwb.NWBFile
     """
-    from pynwb import NWBFile
     from pynwb.file import Subject
+    from pynwb.testing.mock.file import mock_NWBFile
 
     monkey = species == "Macaca mulatta"
     subject = Subject(
@@ -208,7 +208,7 @@ def mock_nwbfile(species: str = "Macaca mulatta", *, identifier: str | None = No
         age="P5Y" if monkey else "P27Y",
         description="adult macaque trained on a wrist task" if monkey else "healthy adult",
     )
-    return NWBFile(
+    return mock_NWBFile(
         session_description="mock session: EMG of forearm muscles and premotor interneuron spikes",
         identifier=identifier or str(uuid.uuid4()),
         keywords=["EMG", "muscle synergies", "spike-triggered average"],
