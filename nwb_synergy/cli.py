@@ -6,6 +6,9 @@ Subcommands::
     nwb-synergy extract FILE.nwb [--method nmf|rlvm|both] [--n-synergies K|auto] [-o OUT.nwb]
     nwb-synergy sta FILE.nwb [-o OUT.nwb]         spike-triggered averages, effects, fields
     nwb-synergy analyze FILE.nwb [-o OUT.nwb]     synergies, NegCps, STA, correspondence
+
+    extract, sta and analyze also take --conditioning auto|raw|envelope and --intervals NAME;
+    extract and analyze take --group-by COLUMN and --cycles NAME.
     nwb-synergy report FILE.nwb [--out DIR]       figures from a results file
     nwb-synergy convert-walking DIR -o OUT.nwb    the musclesyneRgies CSV walking trial to NWB
 
@@ -144,6 +147,40 @@ def _add_input(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_real_file_options(parser: argparse.ArgumentParser, *, synergies: bool) -> None:
+    """--conditioning and --intervals; with synergies also --group-by and --cycles."""
+    parser.add_argument(
+        "--conditioning",
+        choices=("auto", "raw", "envelope"),
+        default="auto",
+        help="EMG conditioning: 'raw' (high-pass, rectify, low-pass, resample), 'envelope' "
+        "(already rectified and smoothed: no high-pass, no rectification) or 'auto' to "
+        "choose from the data (default: auto)",
+    )
+    parser.add_argument(
+        "--intervals",
+        metavar="NAME",
+        help="restrict every analysis to the intervals of this TimeIntervals table "
+        "(e.g. trials): synergies from those segments, STAs from spikes whose whole window "
+        "lies inside one",
+    )
+    if not synergies:
+        return
+    parser.add_argument(
+        "--group-by",
+        metavar="COLUMN",
+        help="also fit synergies per value of this column of the --intervals table and "
+        "compare them (tables MuscleSynergy<METHOD>_<value>)",
+    )
+    parser.add_argument(
+        "--cycles",
+        metavar="NAME",
+        help="time-normalise the activations per cycle of this TimeIntervals table (e.g. "
+        "gait_cycles; a *_time column inside every cycle splits it in two phases) and report "
+        "each synergy's FWHM and centre of activity",
+    )
+
+
 def _add_synergy_options(parser: argparse.ArgumentParser, *, default_method: str) -> None:
     parser.add_argument(
         "--method",
@@ -238,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_input(p)
     _add_synergy_options(p, default_method="nmf")
+    _add_real_file_options(p, synergies=True)
 
     p = sub.add_parser(
         "sta",
@@ -250,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _add_input(p)
+    _add_real_file_options(p, synergies=False)
 
     p = sub.add_parser(
         "analyze",
@@ -264,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_input(p)
     _add_synergy_options(p, default_method="both")
+    _add_real_file_options(p, synergies=True)
     p.add_argument("--no-sta", action="store_true", help="skip spike-triggered averages")
     p.add_argument(
         "--figures", type=Path, metavar="DIR", help="also draw the figures into this folder"
@@ -373,6 +413,15 @@ def _rlvm_options(args: argparse.Namespace) -> dict:
     return {"rlvm_options": {"l1": args.l1}, "negcp_options": {"n_boot": args.bootstrap}}
 
 
+def _real_file_options(args: argparse.Namespace) -> dict:
+    """The options of --conditioning, --intervals, --group-by and --cycles."""
+    out = {"conditioning": args.conditioning, "intervals": args.intervals}
+    for name in ("group_by", "cycles"):
+        if getattr(args, name, None) is not None:
+            out[name] = getattr(args, name)
+    return out
+
+
 def _dispatch(args: argparse.Namespace, progress: bool) -> str:
     if args.command == "demo":
         return _cmd_demo(args, progress)
@@ -385,9 +434,10 @@ def _dispatch(args: argparse.Namespace, progress: bool) -> str:
             sta=False,
             random_state=args.seed,
             **_rlvm_options(args),
+            **_real_file_options(args),
         )
     if args.command == "sta":
-        return _cmd_analyze(args, progress, methods=(), sta=True)
+        return _cmd_analyze(args, progress, methods=(), sta=True, **_real_file_options(args))
     if args.command == "analyze":
         return _cmd_analyze(
             args,
@@ -397,6 +447,7 @@ def _dispatch(args: argparse.Namespace, progress: bool) -> str:
             sta=not args.no_sta,
             random_state=args.seed,
             **_rlvm_options(args),
+            **_real_file_options(args),
         )
     if args.command == "report":
         return _cmd_report(args, progress)

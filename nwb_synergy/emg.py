@@ -31,21 +31,52 @@ distorts the envelope. Otherwise the low-passed envelope (at least ten times ove
 then) is interpolated at the new sample times with a cubic spline (not-a-knot), whose influence
 is local to a few dozen samples, so chunks still agree with the whole. The low-pass cutoff must
 be below the new Nyquist frequency.
+
+Raw EMG or envelope: the chain chosen from the data
+---------------------------------------------------
+Labs also store EMG already rectified and smoothed (envelopes, often baseline-subtracted, so
+with negative values). High-passing such a signal at 50 Hz keeps 1-3% of it, and the
+"envelope" then made of that residue is unrelated to the real one. With
+``chain="auto"`` (the pipeline's default; ``condition_emg``'s own default ``"raw"`` applies
+the keywords as given), :func:`choose_conditioning` looks at the EMG first
+(:func:`inspect_emg`: the share of its power above 20 Hz, its rate, its sign, its
+smoothness) and picks:
+
+* the **raw chain** (high-pass, rectify, low-pass, resample) for broadband signals that change
+  sign, raw EMG: surface and intramuscular EMG carry most of their power at 20-500 Hz;
+* the **envelope chain** (no high-pass, no rectification; low-pass only to protect a
+  resampling from aliasing or when the signal holds power above its cutoff; resampling only
+  down, never up; then the minimum subtracted, which shifts a baseline-subtracted envelope to
+  non-negative values) for signals sampled below 200 Hz, signals with less than half of their
+  power above 20 Hz, and non-negative broadband signals (rectified, not yet smoothed EMG).
+
+The choice and its reason are kept (:class:`ConditioningChoice`): logged, first in the
+returned EMG's ``history`` (so in the provenance of every result) and in the pipeline's
+summary.
+
+Segments
+--------
+:func:`condition_segments` conditions the samples of some intervals only (trials): each
+segment is filtered alone, resampled on the common output grid, and the segments are
+concatenated; the minimum and the normalisation are taken over all of them together.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy.interpolate import CubicSpline
-from scipy.signal import butter, sosfilt, sosfiltfilt
+from scipy.signal import butter, sosfilt, sosfiltfilt, welch
 
 from .errors import InputError
 from .io.pynapple import emg_from_pynapple, is_pynapple
 from .signals import EMG
+
+log = logging.getLogger("nwb_synergy")
 
 _SETTLE_TOL = 1e-13
 _SPLINE_MARGIN = 40  # samples: the not-a-knot spline's end effect decays as 0.268**n
@@ -489,12 +520,303 @@ def _normalizer(emg: EMG, x: np.ndarray, kind: str) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------
+# raw EMG or envelope: inspection and choice of the chain
+# ----------------------------------------------------------------------------------------------
+#: the keyword arguments of :func:`condition_emg` that make a chain, with their defaults
+RAW_CHAIN: dict[str, Any] = {
+    "highpass": 50.0,
+    "highpass_order": 4,
+    "rectify": True,
+    "lowpass": 20.0,
+    "lowpass_order": 4,
+    "resample": 100.0,
+    "subtract_min": True,
+    "normalize": "max",
+}
+CHAINS = ("auto", "raw", "envelope")
+#: raw EMG carries most of its power above this frequency (surface EMG: 20-500 Hz)
+EMG_BAND_LOW = 20.0
+#: below this rate a signal cannot hold raw EMG
+MIN_RAW_RATE = 200.0
+#: share of the power above EMG_BAND_LOW under which a signal is taken for an envelope
+ENVELOPE_SHARE = 0.5
+#: share of power above the low-pass cutoff from which an envelope is low-passed anyway
+LOWPASS_NEEDED_SHARE = 0.01
+_MAX_MEAN_TO_SD = 5.0  # rectified EMG: mean / SD about 1-3; a raw signal with a DC offset: more
+
+
+@dataclass
+class EMGInspection:
+    """What :func:`inspect_emg` measured (medians over muscles unless said otherwise).
+
+    Attributes
+    ----------
+    rate
+        Sampling rate, Hz.
+    freqs, psd
+        Welch spectrum of the mean-removed samples read: (n_freqs,) Hz and
+        (n_freqs, n_muscles).
+    negative_share
+        (n_muscles,) fraction of the samples below zero.
+    mean_to_sd
+        (n_muscles,) mean / standard deviation of the samples.
+    roughness
+        (n_muscles,) SD of the sample-to-sample differences / SD of the samples: about 0.5-1.4
+        for raw EMG, near 0 for a smooth envelope.
+    n_samples
+        Samples per muscle read for the measurements.
+    """
+
+    rate: float
+    freqs: np.ndarray
+    psd: np.ndarray
+    negative_share: np.ndarray
+    mean_to_sd: np.ndarray
+    roughness: np.ndarray
+    n_samples: int
+
+    def share_above(self, cutoff: float) -> float:
+        """Median over muscles of the share of the (non-DC) power at ``cutoff`` Hz and above."""
+        keep = self.freqs > 0
+        total = self.psd[keep].sum(axis=0)
+        high = self.psd[keep & (self.freqs >= cutoff)].sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(total > 0, high / total, 0.0)
+        return float(np.median(share))
+
+    @property
+    def nonnegative(self) -> bool:
+        """Whether no sample read is below zero."""
+        return bool(np.all(self.negative_share == 0))
+
+    def record(self) -> dict[str, Any]:
+        """The measurements, rounded, JSON-able."""
+        return {
+            "rate_hz": self.rate,
+            f"power_above_{EMG_BAND_LOW:g}hz": round(self.share_above(EMG_BAND_LOW), 4),
+            "negative_share": round(float(np.median(self.negative_share)), 4),
+            "mean_to_sd": round(float(np.median(self.mean_to_sd)), 4),
+            "roughness": round(float(np.median(self.roughness)), 4),
+            "n_samples": self.n_samples,
+        }
+
+
+def _sample_blocks(emg: EMG, max_samples: int) -> list[np.ndarray]:
+    """Up to ``max_samples`` rows per muscle: all of them, or 8 evenly spaced blocks."""
+    n = emg.n_times
+    if n <= max_samples:
+        return [_read(emg.data, 0, n)]
+    n_blocks = 8
+    length = max_samples // n_blocks
+    firsts = np.linspace(0, n - length, n_blocks).astype(np.int64)
+    return [_read(emg.data, int(a), int(a) + length) for a in firsts]
+
+
+def inspect_emg(
+    emg: EMG | Any, *, rate: float | None = None, max_samples: int = 1 << 18
+) -> EMGInspection:
+    """Measure what tells raw EMG from an envelope: spectrum, sign, smoothness.
+
+    Parameters
+    ----------
+    emg
+        :class:`~nwb_synergy.EMG` (data may be an h5py dataset) or an array with ``rate``.
+    rate
+        Sampling rate in Hz when ``emg`` is an array.
+    max_samples
+        Samples per muscle read at most (longer recordings: 8 evenly spaced blocks).
+
+    Returns
+    -------
+    EMGInspection
+        The Welch spectrum (segments of 2 s, mean removed, blocks averaged), the share of
+        negative samples, mean / SD and the roughness of each muscle.
+
+    Raises
+    ------
+    InputError
+        NaN or infinite samples, fewer than 8 samples.
+    """
+    emg = _as_emg(emg, rate)
+    blocks = _sample_blocks(emg, int(max_samples))
+    n_read = sum(len(b) for b in blocks)
+    if n_read < 8:
+        raise _error(emg, f"too short to inspect: {n_read} samples")
+    psd_sum = None
+    weight = 0
+    for block in blocks:
+        _check_block(emg, block, 0)
+        nperseg = int(min(len(block), max(8, round(2 * emg.rate))))
+        freqs, psd = welch(block, fs=emg.rate, nperseg=nperseg, detrend="constant", axis=0)
+        psd_sum = psd * len(block) if psd_sum is None else psd_sum + psd * len(block)
+        weight += len(block)
+    x = np.concatenate(blocks)
+    sd = x.std(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_to_sd = np.where(sd > 0, np.abs(x.mean(axis=0)) / sd, np.inf)
+        diffs = np.concatenate([np.diff(b, axis=0) for b in blocks if len(b) > 1])
+        roughness = np.where(sd > 0, diffs.std(axis=0) / sd, 0.0)
+    return EMGInspection(
+        rate=emg.rate,
+        freqs=freqs,
+        psd=psd_sum / weight,
+        negative_share=(x < 0).mean(axis=0),
+        mean_to_sd=mean_to_sd,
+        roughness=roughness,
+        n_samples=n_read,
+    )
+
+
+@dataclass(frozen=True)
+class ConditioningChoice:
+    """The conditioning chain chosen for an EMG, and why.
+
+    Attributes
+    ----------
+    chain
+        "raw" (high-pass, rectify, low-pass, resample) or "envelope" (no high-pass, no
+        rectification).
+    asked
+        What was asked: "auto", "raw" or "envelope".
+    reason
+        Why, in one sentence.
+    settings
+        Keyword arguments of :func:`condition_emg` that run this chain.
+    measurements
+        What :func:`inspect_emg` measured (empty when nothing was measured).
+    """
+
+    chain: str
+    asked: str
+    reason: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    measurements: dict[str, Any] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        """History and provenance entry (JSON-able)."""
+        return {
+            "step": "conditioning_choice",
+            "chain": self.chain,
+            "asked": self.asked,
+            "reason": self.reason,
+            "measurements": dict(self.measurements),
+        }
+
+    def describe(self) -> str:
+        """One line: the chain, what it does, and why."""
+        if self.chain == "raw":
+            what = "high-pass, rectify, low-pass, resample"
+        else:
+            parts = ["no high-pass, no rectification"]
+            s = self.settings
+            parts.append(f"low-pass {s['lowpass']:g} Hz" if s.get("lowpass") else "no low-pass")
+            parts.append(f"resample to {s['resample']:g} Hz" if s.get("resample") else "rate kept")
+            what = ", ".join(parts)
+        how = "chosen from the data" if self.asked == "auto" else "as asked"
+        return f"{self.chain} chain ({what}), {how}: {self.reason}"
+
+
+def _check_chain(chain: Any) -> str:
+    if chain not in CHAINS:
+        raise InputError(f"must be one of {CHAINS}, got {chain!r}", obj="conditioning")
+    return str(chain)
+
+
+def choose_conditioning(
+    emg: EMG | Any,
+    conditioning: str = "auto",
+    *,
+    rate: float | None = None,
+    inspection: EMGInspection | None = None,
+    **settings: Any,
+) -> ConditioningChoice:
+    """Choose the raw or the envelope chain for ``emg`` (see the module docstring).
+
+    Parameters
+    ----------
+    emg
+        :class:`~nwb_synergy.EMG` or an array with ``rate``.
+    conditioning
+        "auto" (inspect the data), "raw" or "envelope" (force that chain).
+    rate
+        Sampling rate in Hz when ``emg`` is an array.
+    inspection
+        Measurements already made by :func:`inspect_emg` (else made here, for "auto" and
+        "envelope").
+    **settings
+        Keyword arguments of :func:`condition_emg` (cutoffs, orders, ``resample``,
+        ``subtract_min``, ``normalize``); defaults :data:`RAW_CHAIN`.
+
+    Returns
+    -------
+    ConditioningChoice
+        The chain, the reason, and the :func:`condition_emg` keywords running it: the raw
+        chain runs ``settings`` as given; the envelope chain drops the high-pass and the
+        rectification, low-passes only before a down-sampling or when more than 1% of the
+        power lies above the cutoff, and resamples only down.
+    """
+    emg = _as_emg(emg, rate)
+    asked = _check_chain(conditioning)
+    unknown = sorted(set(settings) - set(RAW_CHAIN))
+    if unknown:
+        raise InputError(f"unknown conditioning setting(s) {unknown}", obj="conditioning")
+    settings = {**RAW_CHAIN, **settings}
+    if asked == "raw":
+        return ConditioningChoice("raw", asked, "raw chain asked for", settings)
+    info = inspection if inspection is not None else inspect_emg(emg)
+    share = info.share_above(EMG_BAND_LOW)
+    if asked == "envelope":
+        chain, reason = "envelope", "envelope chain asked for"
+    elif emg.rate < MIN_RAW_RATE:
+        chain = "envelope"
+        reason = (
+            f"sampled at {emg.rate:g} Hz, too slowly for raw EMG (whose power lies at "
+            f"{EMG_BAND_LOW:g}-500 Hz): taken for an envelope"
+        )
+    elif share < ENVELOPE_SHARE:
+        chain = "envelope"
+        reason = (
+            f"only {100 * share:.1f}% of its power lies above {EMG_BAND_LOW:g} Hz (raw EMG: "
+            f"most of it): smooth, taken for an envelope"
+        )
+    elif info.nonnegative and float(np.median(info.mean_to_sd)) < _MAX_MEAN_TO_SD:
+        chain = "envelope"
+        reason = (
+            "broadband but never negative: taken for rectified EMG (rectified again and "
+            "high-passed it would lose its envelope)"
+        )
+    else:
+        chain = "raw"
+        sign = f"{100 * float(np.median(info.negative_share)):.0f}% of samples negative"
+        reason = f"{100 * share:.0f}% of its power lies above {EMG_BAND_LOW:g} Hz ({sign}): raw EMG"
+    if chain == "envelope":
+        settings = _envelope_settings(emg, settings, info)
+    return ConditioningChoice(chain, asked, reason, settings, info.record())
+
+
+def _envelope_settings(emg: EMG, settings: dict[str, Any], info: EMGInspection) -> dict:
+    """The envelope chain: no high-pass or rectification; low-pass and resample as needed."""
+    out = dict(settings, highpass=None, rectify=False)
+    target = settings["resample"]
+    down = target is not None and emg.rate > float(target) * (1 + 1e-9)
+    cutoff = settings["lowpass"]
+    if cutoff is not None and cutoff < emg.rate / 2:
+        needed = down or info.share_above(cutoff) > LOWPASS_NEEDED_SHARE
+        out["lowpass"] = cutoff if needed else None
+    else:
+        out["lowpass"] = None
+    out["resample"] = float(target) if down else None
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
 # the whole chain
 # ----------------------------------------------------------------------------------------------
 def condition_emg(
     emg: EMG | Any,
     *,
     rate: float | None = None,
+    chain: str | ConditioningChoice = "raw",
     highpass: float | None = 50.0,
     highpass_order: int = 4,
     rectify: bool = True,
@@ -505,7 +827,7 @@ def condition_emg(
     normalize: str | None = "max",
     chunk_size: int | None = None,
 ) -> EMG:
-    """Condition raw EMG into non-negative envelopes ready for synergy extraction.
+    """Condition EMG into non-negative envelopes ready for synergy extraction.
 
     Parameters
     ----------
@@ -514,6 +836,12 @@ def condition_emg(
         (n_times, n_muscles) together with ``rate``.
     rate
         Sampling rate in Hz when ``emg`` is an array.
+    chain
+        "raw" (default): the steps below as given. "auto": raw EMG or an envelope, chosen
+        from the data (:func:`choose_conditioning`); "envelope": no high-pass and no
+        rectification, low-pass and resampling only as needed. A
+        :class:`ConditioningChoice` runs the chain it holds. Except for "raw", the choice is
+        logged and recorded first in ``history``.
     highpass, highpass_order
         Butterworth high-pass cutoff (Hz) and order, zero-phase; None to skip.
     rectify
@@ -542,30 +870,29 @@ def condition_emg(
     InputError
         NaN or infinite samples, a flat channel, a recording too short for the filters, a
         cutoff at or above the Nyquist frequency, a low-pass that does not protect the new
-        rate from aliasing, an unknown normalisation.
+        rate from aliasing, an unknown normalisation or chain.
     """
     emg = _as_emg(emg, rate)
-    if normalize is not None and normalize not in NORMALIZATIONS:
-        raise InputError(
-            f"must be one of {NORMALIZATIONS} or None, got {normalize!r}", obj="normalize"
-        )
-    steps: list = []
+    settings = {
+        "highpass": highpass,
+        "highpass_order": highpass_order,
+        "rectify": rectify,
+        "lowpass": lowpass,
+        "lowpass_order": lowpass_order,
+        "resample": resample,
+        "subtract_min": subtract_min,
+        "normalize": normalize,
+    }
     history = list(emg.history)
-    if highpass is not None:
-        f = _make_filter(emg, "highpass", highpass, highpass_order)
-        steps.append(f)
-        history.append(f.record())
-    if rectify:
-        steps.append(_rectify)
-        history.append({"step": "rectify", "kind": "full-wave"})
-    if lowpass is not None:
-        f = _make_filter(emg, "lowpass", lowpass, lowpass_order)
-        steps.append(f)
-        history.append(f.record())
-    resampler = None
-    if resample is not None and float(resample) != emg.rate:
-        resampler = _make_resampler(emg, resample, lowpass)
-        history.append(resampler.record())
+    if isinstance(chain, ConditioningChoice) or chain != "raw":
+        choice = chain if isinstance(chain, ConditioningChoice) else None
+        if choice is None:
+            choice = choose_conditioning(emg, _check_chain(chain), **settings)
+        log.info("EMG conditioning: %s", choice.describe())
+        settings = dict(choice.settings)
+        history.append(choice.record())
+    _check_normalization(settings["normalize"])
+    steps, resampler, history = _chain_steps(emg, settings, history)
     if not steps and resampler is None and chunk_size is None and not _is_in_memory(emg.data):
         chunk_size = _DEFAULT_CHUNK
     if steps or resampler is not None or not _is_in_memory(emg.data):
@@ -575,14 +902,227 @@ def condition_emg(
         _check_block(emg, data, 0)
         _check_flat(emg, data.min(axis=0), data.max(axis=0))
     new_rate = resampler.new_rate if resampler is not None else emg.rate
-    unit = emg.unit
-    if subtract_min:
+    data, unit, history = _finish(emg, data, settings, emg.unit, history)
+    return emg.replace(data=data, rate=new_rate, unit=unit, history=history)
+
+
+def _check_normalization(normalize: str | None) -> None:
+    if normalize is not None and normalize not in NORMALIZATIONS:
+        raise InputError(
+            f"must be one of {NORMALIZATIONS} or None, got {normalize!r}", obj="normalize"
+        )
+
+
+def _chain_steps(
+    emg: EMG, settings: dict[str, Any], history: list[dict]
+) -> tuple[list, _Resampler | None, list[dict]]:
+    """The filter/rectify steps and the resampler of a chain, with their history entries."""
+    steps: list = []
+    history = list(history)
+    if settings["highpass"] is not None:
+        f = _make_filter(emg, "highpass", settings["highpass"], settings["highpass_order"])
+        steps.append(f)
+        history.append(f.record())
+    if settings["rectify"]:
+        steps.append(_rectify)
+        history.append({"step": "rectify", "kind": "full-wave"})
+    if settings["lowpass"] is not None:
+        f = _make_filter(emg, "lowpass", settings["lowpass"], settings["lowpass_order"])
+        steps.append(f)
+        history.append(f.record())
+    resampler = None
+    target = settings["resample"]
+    if target is not None and float(target) != emg.rate:
+        resampler = _make_resampler(emg, target, settings["lowpass"])
+        history.append(resampler.record())
+    return steps, resampler, history
+
+
+def _finish(
+    emg: EMG, data: np.ndarray, settings: dict[str, Any], unit: str, history: list[dict]
+) -> tuple[np.ndarray, str, list[dict]]:
+    """Subtract the minimum and normalise (over all samples given), with history entries."""
+    if settings["subtract_min"]:
         low = data.min(axis=0)
         data -= low
         history.append({"step": "subtract_min", "min": low.tolist()})
-    if normalize is not None:
-        scale = _normalizer(emg, data, normalize)
+    if settings["normalize"] is not None:
+        scale = _normalizer(emg, data, settings["normalize"])
         data /= scale
         unit = "a.u."
-        history.append({"step": "normalize", "kind": normalize, "scale": scale.tolist()})
-    return emg.replace(data=data, rate=new_rate, unit=unit, history=history)
+        history.append(
+            {"step": "normalize", "kind": settings["normalize"], "scale": scale.tolist()}
+        )
+    return data, unit, history
+
+
+# ----------------------------------------------------------------------------------------------
+# segments (intervals of a TimeIntervals table)
+# ----------------------------------------------------------------------------------------------
+def _too_short(emg: EMG, steps: list, rows: np.ndarray, intervals: Any) -> None:
+    """Refuse segments shorter than the filters' impulse responses, naming them."""
+    filters = [s for s in steps if isinstance(s, _Filter)]
+    need = max([f.padlen + 1 for f in filters] + [f.min_len for f in filters] + [2])
+    short = np.flatnonzero(rows[:, 1] - rows[:, 0] < need)
+    if not short.size:
+        return
+    spans = [
+        f"{emg.t_start + rows[i, 0] / emg.rate:.3f}-{emg.t_start + rows[i, 1] / emg.rate:.3f} s"
+        for i in short[:5]
+    ]
+    more = f" and {short.size - 5} more" if short.size > 5 else ""
+    raise intervals.error(
+        f"{short.size} segment(s) too short for the filters ({', '.join(spans)}{more}): each "
+        f"needs at least {need} samples ({need / emg.rate:.3f} s at {emg.rate:g} Hz) for the "
+        "filters' impulse responses; drop those intervals or merge them with their neighbours"
+    )
+
+
+def condition_segments(
+    emg: EMG | Any,
+    intervals: Any,
+    *,
+    rate: float | None = None,
+    chain: str | ConditioningChoice = "raw",
+    **settings: Any,
+):
+    """Condition the EMG of some intervals only: each segment filtered alone, concatenated.
+
+    Parameters
+    ----------
+    emg
+        :class:`~nwb_synergy.EMG` (data may be an h5py dataset: only the segments are read),
+        or an array with ``rate``.
+    intervals
+        An :class:`~nwb_synergy.intervals.Intervals` (or ``[start, stop]`` rows in s).
+        Overlapping and abutting intervals make one segment; intervals are clipped to the
+        recording.
+    rate
+        Sampling rate in Hz when ``emg`` is an array.
+    chain, **settings
+        As in :func:`condition_emg` (the chain is chosen once, on the whole recording).
+
+    Returns
+    -------
+    Segmented
+        The segments' envelopes concatenated (``.emg``), each resampled on the regular output
+        grid of the whole recording (so ``.fill`` puts results back at their times), the
+        minimum subtracted and the normalisation taken over all segments together.
+
+    Raises
+    ------
+    InputError
+        No interval inside the recording, a segment too short for the filters (the message
+        names it), NaN samples inside a segment, and the errors of :func:`condition_emg`.
+    """
+    from .intervals import Intervals, Segmented, sample_spans
+
+    emg = _as_emg(emg, rate)
+    if not isinstance(intervals, Intervals):
+        arr = np.asarray(intervals, dtype=float).reshape(-1, 2)
+        intervals = Intervals(arr[:, 0], arr[:, 1])
+    full = {**RAW_CHAIN, **settings}
+    history = list(emg.history)
+    if isinstance(chain, ConditioningChoice) or chain != "raw":
+        choice = chain if isinstance(chain, ConditioningChoice) else None
+        if choice is None:
+            choice = choose_conditioning(emg, _check_chain(chain), **full)
+        log.info("EMG conditioning: %s", choice.describe())
+        full = dict(choice.settings)
+        history.append(choice.record())
+    _check_normalization(full["normalize"])
+    rows = sample_spans(intervals.merged(), emg.rate, emg.t_start, emg.n_times)
+    if not len(rows):
+        raise intervals.error(
+            f"no interval overlaps the EMG recording ({emg.t_start:g}-"
+            f"{emg.t_start + emg.duration:g} s)"
+        )
+    steps, resampler, history = _chain_steps(emg, full, history)
+    _too_short(emg, steps, rows, intervals)
+    new_rate = resampler.new_rate if resampler is not None else emg.rate
+    pieces, positions = [], []
+    for first, stop in rows.tolist():
+        x = _read(emg.data, first, stop)
+        _check_block(emg, x, first)
+        for step in steps:
+            x = step.apply(x) if isinstance(step, _Filter) else step(x)
+        if resampler is None:
+            out_first = first
+            pieces.append(x)
+        else:  # on the grid of the whole recording: output sample i is at time i / new_rate
+            out_first = resampler.first_out_at_or_after(first)
+            out_stop = int(np.floor((stop - 1) * new_rate / emg.rate + 1e-9)) + 1
+            if resampler.factor is not None:
+                out_stop = (stop - 1) // resampler.factor + 1
+            if out_stop <= out_first:
+                continue
+            pieces.append(resampler.apply(x, first, out_first, out_stop))
+        positions.append(out_first + np.arange(len(pieces[-1])))
+    data = np.concatenate(pieces)
+    grid = np.concatenate(positions)
+    grid_t0 = emg.t_start + grid[0] / new_rate
+    segmented = Segmented(
+        emg=emg.replace(data=data, rate=new_rate, t_start=grid_t0),
+        grid_index=grid - grid[0],
+        grid_t_start=grid_t0,
+        grid_n_times=int(grid[-1] - grid[0] + 1),
+        bounds=np.cumsum([0] + [len(p) for p in pieces]),
+        intervals=intervals,
+    )
+    data, unit, history = _finish(emg, data, full, emg.unit, [*history, segmented.record()])
+    segmented.emg = segmented.emg.replace(data=data, unit=unit, history=history)
+    return segmented
+
+
+def highpass_rectify_segments(
+    emg: EMG, spans: np.ndarray, *, cutoff: float = 50.0, order: int = 4
+) -> tuple[EMG, np.ndarray]:
+    """Rectified high-passed EMG at the full rate, each segment filtered alone, zero elsewhere.
+
+    Parameters
+    ----------
+    emg
+        Raw EMG.
+    spans
+        ``[start, stop]`` rows (m, 2) in s, sorted and disjoint (see
+        :meth:`~nwb_synergy.intervals.Intervals.merged`).
+    cutoff, order
+        Butterworth high-pass (zero-phase).
+
+    Returns
+    -------
+    EMG
+        Same shape and times as ``emg``: ``|highpass(segment)|`` inside the segments, 0
+        elsewhere (never to be averaged: restrict the STA to the spans returned).
+    used
+        ``[first, last]`` sample times (s) of the segments filtered: those long enough for the
+        filter's impulse response (shorter ones are left at 0 and out of ``used``).
+    """
+    from .intervals import sample_spans
+
+    spans = np.asarray(spans, dtype=float).reshape(-1, 2)
+    hp = _make_filter(emg, "highpass", cutoff, order)
+    rows = sample_spans(spans, emg.rate, emg.t_start, emg.n_times)
+    need = max(hp.padlen + 1, hp.min_len)
+    out = np.zeros((emg.n_times, emg.n_muscles))
+    used = []
+    for first, stop in rows.tolist():
+        if stop - first < need:
+            continue
+        x = _read(emg.data, first, stop)
+        _check_block(emg, x, first)
+        out[first:stop] = np.abs(hp.apply(x))
+        # the last filtered sample closes the span: no window may read the zeros after it
+        used.append([emg.t_start + first / emg.rate, emg.t_start + (stop - 1) / emg.rate])
+    used_spans = np.asarray(used, dtype=float).reshape(-1, 2)
+    history = [
+        *emg.history,
+        hp.record(),
+        {"step": "rectify", "kind": "full-wave"},
+        {
+            "step": "segments",
+            "filters": "run on each segment alone (nothing leaks across joins)",
+            "spans_s": used_spans.tolist(),
+        },
+    ]
+    return emg.replace(data=out, history=history), used_spans

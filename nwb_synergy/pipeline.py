@@ -13,9 +13,12 @@ run by :func:`analyze_session` under a progress bar, and each fills one part of
 step               function            does                                          fills
 =================  ==================  ============================================  ==========
 read EMG           :func:`read_step`   the EMG (any layout, in volts)                ``info``
+(read EMG)         :func:`inspect_step`    raw or envelope chain; intervals, cycles  ``info``
 condition EMG      :func:`condition_step`  envelopes (high-pass, rectify, low-pass)  ``synergies``
 synergies          :func:`synergy_step`    NMF (K by the model-order rule), RLVM     ``synergies``
 NegCps             :func:`negcp_step`  NegCps of RLVM, silent latents dropped        ``synergies``
+groups             :func:`group_step`  synergies per value of a column, compared     ``groups``
+cycles             :func:`cycle_step`  activations per cycle, FWHM, centre           ``cycles``
 STA                :func:`sta_step`    STAs, post-spike effects, muscle fields       ``sta``
 fields             :func:`field_step`  fields against synergies, correspondence      ``fields``
 write              :func:`write_step`  every result into the NWB file (``io.write``)  ``log``
@@ -32,6 +35,23 @@ of the R^2 curve by default) and RLVM, far too slow to fit once per candidate K,
 NMF's K; the RLVM latents its L1 penalty switches off are then dropped
 (:meth:`~nwb_synergy.RLVM.drop_silent_latents`). NMF has no offset, so it spends a synergy on
 the tonic activity of the muscles that NegCps inhibit, which RLVM's offset carries instead.
+
+Real files
+----------
+``conditioning="auto"`` (the default) chooses the raw or the envelope chain from the data
+(:func:`~nwb_synergy.emg.choose_conditioning`) and says which and why (log, summary,
+provenance); an envelope cannot give spike-triggered averages, so STAs alone are refused and
+a full analysis runs synergies only, with a note. ``intervals="trials"`` restricts everything
+to the intervals of that ``TimeIntervals`` table: synergies from the concatenated segments
+(filters run per segment), STAs from spikes whose whole window lies inside one interval;
+activations are written on the regular time grid, 0 outside the intervals (not estimated
+there: the extension takes finite, non-negative activations, and the intervals table says
+where they hold).
+``group_by="condition"`` also fits synergies per value of that column (one pair of tables per
+value, ``MuscleSynergy<METHOD>_<value>``) and compares them (``SynergyGroupComparison``).
+``cycles="gait_cycles"`` time-normalises the activations per cycle (and restricts the
+analyses to the cycles unless ``intervals`` is given) and reports each synergy's FWHM and
+centre of activity (:mod:`nwb_synergy.cycles`).
 """
 
 from __future__ import annotations
@@ -49,7 +69,9 @@ import numpy as np
 from .errors import InputError, ResultsExistError
 from .factorize.order import DEFAULT_SELECTION
 from .results import (
+    CycleResults,
     FieldResults,
+    GroupResults,
     SessionInfo,
     SessionResults,
     STAResults,
@@ -61,10 +83,21 @@ log = logging.getLogger("nwb_synergy")
 
 METHODS = ("nmf", "rlvm")
 #: the pipeline's steps, in order (labels of the progress bar and of ``log.timings``)
-STEPS = ("read EMG", "condition EMG", "synergies", "NegCps", "STA", "fields", "write")
+STEPS = (
+    "read EMG",
+    "condition EMG",
+    "synergies",
+    "NegCps",
+    "groups",
+    "cycles",
+    "STA",
+    "fields",
+    "write",
+)
 
-#: default EMG conditioning (condition_emg keyword arguments)
+#: default EMG conditioning (condition_emg keyword arguments; "chain": auto, raw or envelope)
 DEFAULT_CONDITIONING: dict[str, Any] = {
+    "chain": "auto",
     "highpass": 50.0,
     "lowpass": 20.0,
     "resample": 100.0,
@@ -96,8 +129,9 @@ class AnalysisOptions:
     random_state
         Seed of every random step (restarts, bootstraps, permutations).
     conditioning
-        Keyword arguments of :func:`~nwb_synergy.condition_emg`, on top of
-        :data:`DEFAULT_CONDITIONING`.
+        "auto" (default: raw or envelope chain chosen from the data), "raw" or "envelope";
+        or keyword arguments of :func:`~nwb_synergy.condition_emg` (``chain`` among them),
+        on top of :data:`DEFAULT_CONDITIONING`.
     nmf_options, rlvm_options
         Extra keyword arguments of :class:`~nwb_synergy.NMF` and :class:`~nwb_synergy.RLVM`.
     negcp_options
@@ -109,6 +143,18 @@ class AnalysisOptions:
         Extra keyword arguments of :func:`~nwb_synergy.post_spike_effects`.
     n_permutations
         Monte Carlo shuffles of the field-synergy similarity and the correspondence test.
+    intervals
+        Name of a ``TimeIntervals`` table (``"trials"``): restrict every analysis to its
+        intervals. None: the whole recording.
+    group_by
+        A column of the ``intervals`` table: also fit synergies per value of it.
+    cycles
+        Name of a ``TimeIntervals`` table of cycles (``"gait_cycles"``): time-normalise the
+        activations per cycle and measure them (restricts the analyses to the cycles when
+        ``intervals`` is None).
+    cycle_points
+        Points per cycle (or per phase, a tuple); None: 100 per phase when the cycles have a
+        phase split (a ``*_time`` column inside every cycle), else 200.
     """
 
     emg_name: str | None = None
@@ -124,6 +170,10 @@ class AnalysisOptions:
     sta_options: dict[str, Any] = field(default_factory=dict)
     effect_options: dict[str, Any] = field(default_factory=dict)
     n_permutations: int = 10000
+    intervals: str | None = None
+    group_by: str | None = None
+    cycles: str | None = None
+    cycle_points: int | tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         from .factorize.base import check_n_synergies
@@ -141,10 +191,39 @@ class AnalysisOptions:
         check_n_synergies(self.n_synergies)
         set_ = object.__setattr__  # frozen: normalise once, here
         set_(self, "methods", tuple(checked))
-        set_(self, "conditioning", {**DEFAULT_CONDITIONING, **dict(self.conditioning or {})})
+        conditioning = self.conditioning
+        if isinstance(conditioning, str):
+            conditioning = {"chain": conditioning}
+        set_(self, "conditioning", {**DEFAULT_CONDITIONING, **dict(conditioning or {})})
+        self._check_real_file_options(checked)
         set_(self, "sta_options", {"window": DEFAULT_WINDOW, **dict(self.sta_options or {})})
         for name in ("nmf_options", "rlvm_options", "negcp_options", "effect_options"):
             set_(self, name, dict(getattr(self, name) or {}))
+
+    def _check_real_file_options(self, methods: list[str]) -> None:
+        from .emg import CHAINS
+
+        chain = self.conditioning.get("chain")
+        if chain not in CHAINS:
+            raise InputError(
+                f"conditioning must be one of {CHAINS}, got {chain!r}", obj="conditioning"
+            )
+        for name in ("intervals", "group_by", "cycles"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise InputError(f"must be a table or column name, got {value!r}", obj=name)
+        if self.group_by is not None and self.intervals is None:
+            raise InputError(
+                "grouping needs the intervals table whose column it uses: give intervals "
+                "(--intervals NAME) too",
+                obj="group_by",
+            )
+        if self.group_by is not None and not methods:
+            raise InputError("grouping applies to synergies: no method asked", obj="group_by")
+
+    def settings(self) -> dict[str, Any]:
+        """The :func:`~nwb_synergy.condition_emg` keywords of the chain (``chain`` left out)."""
+        return {k: v for k, v in self.conditioning.items() if k != "chain"}
 
     def model_options(self, method: str, n_synergies: int | str) -> dict[str, Any]:
         """Keyword arguments of the ``method``'s estimator for ``n_synergies``."""
@@ -189,19 +268,79 @@ def read_step(nwbfile, info: SessionInfo, options: AnalysisOptions) -> EMG:
     return raw
 
 
-def condition_step(raw: EMG, options: AnalysisOptions) -> EMG:
-    """The envelopes the synergies are fitted on (:func:`~nwb_synergy.condition_emg`)."""
-    from .emg import condition_emg
+def inspect_step(
+    nwbfile, raw: EMG, info: SessionInfo, options: AnalysisOptions, notes: list[str]
+) -> None:
+    """Choose the conditioning chain; read the intervals, groups and cycles asked for.
 
-    return condition_emg(raw, **options.conditioning)
+    Fills ``info.conditioning``, ``info.intervals``, ``info.group_by`` and ``info.cycles``.
+    Intervals and cycles not wholly inside the EMG recording are left out, with a note.
+    """
+    from .emg import RAW_CHAIN, choose_conditioning
+    from .io.intervals import read_cycles, read_intervals
+
+    settings = {k: v for k, v in options.conditioning.items() if k in RAW_CHAIN}
+    choice = choose_conditioning(raw, options.conditioning["chain"], **settings)
+    log.info("EMG conditioning: %s", choice.describe())
+    info.conditioning = choice
+    if choice.chain == "envelope" and choice.asked == "auto":
+        notes.append(f"the EMG looks like an envelope: {choice.reason}; envelope chain used")
+    t_first, t_stop = raw.t_start, raw.t_start + raw.duration
+    for name in ("intervals", "cycles"):
+        table = getattr(options, name)
+        if table is None:
+            continue
+        if name == "intervals":
+            found = read_intervals(nwbfile, table, file=info.source)
+        else:
+            found = read_cycles(nwbfile, table, file=info.source)
+        inside = found.within(t_first, t_stop)
+        if len(inside) < len(found):
+            notes.append(
+                f"{len(found) - len(inside)} of the {len(found)} {name} of '{found.name}' "
+                "not wholly inside the EMG recording: left out"
+            )
+        if not len(inside):
+            raise found.error(
+                f"no interval lies inside the EMG recording ({t_first:g}-{t_stop:g} s)"
+            )
+        setattr(info, name, inside)
+    if options.group_by is not None:
+        info.intervals.groups(options.group_by)  # an unknown column fails here, early
+        info.group_by = options.group_by
 
 
-def synergy_step(envelope: EMG, options: AnalysisOptions, notes: list[str]) -> SynergyResults:
-    """Fit each method; with "auto", NMF chooses K and RLVM is fitted with NMF's K."""
+def condition_step(raw: EMG, options: AnalysisOptions, info: SessionInfo | None = None):
+    """The envelopes the synergies are fitted on (:func:`~nwb_synergy.condition_emg`).
+
+    With intervals (or cycles) in ``info``, a :class:`~nwb_synergy.intervals.Segmented`: the
+    segments conditioned one by one and concatenated (:func:`~nwb_synergy.condition_segments`).
+    """
+    from .emg import condition_emg, condition_segments
+
+    if info is None or info.conditioning is None:
+        return condition_emg(raw, **options.conditioning)
+    settings = {k: v for k, v in options.conditioning.items() if k == "chunk_size"}
+    restriction = info.restriction()
+    if restriction is not None:
+        return condition_segments(raw, restriction, chain=info.conditioning)
+    return condition_emg(raw, chain=info.conditioning, **settings)
+
+
+def synergy_step(envelope: Any, options: AnalysisOptions, notes: list[str]) -> SynergyResults:
+    """Fit each method; with "auto", NMF chooses K and RLVM is fitted with NMF's K.
+
+    ``envelope`` is the conditioned EMG, or the :class:`~nwb_synergy.intervals.Segmented`
+    segments of intervals (the models are fitted on their concatenation).
+    """
     from .factorize import NMF, RLVM
+    from .intervals import Segmented
 
     estimators = {"nmf": NMF, "rlvm": RLVM}
-    out = SynergyResults(envelope=envelope)
+    segments = envelope if isinstance(envelope, Segmented) else None
+    if segments is not None:
+        envelope = segments.emg
+    out = SynergyResults(envelope=envelope, segments=segments)
     k = options.n_synergies
     if k == "auto" and "rlvm" in options.methods:
         nmf = NMF(**options.model_options("nmf", "auto")).fit(envelope)
@@ -244,14 +383,102 @@ def negcp_step(synergies: SynergyResults, options: AnalysisOptions, notes: list[
         synergies.comparison = compare_synergies(synergies.models["nmf"].weights_, model.weights_)
 
 
-def sta_step(nwbfile, raw: EMG, options: AnalysisOptions, notes: list[str]) -> STAResults:
-    """STAs of the rectified high-passed EMG for every unit, their effects and muscle fields."""
-    from .emg import highpass_rectify
+def group_step(
+    synergies: SynergyResults, options: AnalysisOptions, info: SessionInfo, notes: list[str]
+) -> GroupResults:
+    """Synergies per value of ``options.group_by``, and each pair of groups compared.
+
+    Each group's samples are taken from the conditioned segments of all the intervals, so the
+    groups share one conditioning (and one amplitude normalisation) and their weights compare.
+    """
+    from .compare import compare_synergies
+
+    groups = info.intervals.groups(info.group_by)
+    out = GroupResults(table=info.intervals.name, column=info.group_by)
+    for value, intervals in groups.items():
+        part = synergy_step(synergies.segments.subset(intervals), options, notes)
+        if "rlvm" in options.methods:
+            negcp_step(part, options, notes)
+        out.groups[value] = part
+        out.intervals[value] = intervals
+    values = list(out.groups)
+    for method in options.methods:
+        for i, a in enumerate(values):
+            for b in values[i + 1 :]:
+                comp = compare_synergies(
+                    out.groups[a].models[method].weights_, out.groups[b].models[method].weights_
+                )
+                out.comparison.append(
+                    {
+                        "method": method,
+                        "group_a": a,
+                        "group_b": b,
+                        "n_synergies_a": int(out.groups[a].models[method].weights_.shape[1]),
+                        "n_synergies_b": int(out.groups[b].models[method].weights_.shape[1]),
+                        "matched_cosine": float(comp.mean_cosine),
+                        "subspace_similarity": float(comp.subspace_similarity),
+                    }
+                )
+    if len(values) < 2:
+        notes.append(f"'{info.group_by}' has a single value ({values[0]}): nothing to compare")
+    return out
+
+
+def cycle_step(
+    synergies: SynergyResults, options: AnalysisOptions, info: SessionInfo, notes: list[str]
+) -> CycleResults:
+    """Each model's activations time-normalised per cycle; FWHM and centre of activity."""
+    from .cycles import activation_metrics, normalize_cycles
+
+    cycles = info.cycles
+    out = CycleResults(table=cycles.name, phase_column=cycles.phase_column)
+    times = synergies.activation_times()
+    for method, model in synergies.models.items():
+        activations = np.asarray(model.activations_, dtype=float)
+        if synergies.segments is not None:
+            activations = synergies.segments.fill(activations)
+            t0 = synergies.segments.grid_t_start
+        else:
+            t0 = float(times[0])
+        data = normalize_cycles(
+            activations,
+            cycles,
+            points=options.cycle_points,
+            rate=synergies.envelope.rate,
+            t_start=t0,
+        )
+        data.names = [f"synergy {k + 1}" for k in range(activations.shape[1])]
+        if data.dropped and method == next(iter(synergies.models)):
+            notes.append(
+                f"{len(data.dropped)} of the {len(cycles)} cycles of '{cycles.name}' left out "
+                f"of the time normalisation ({'; '.join(sorted(set(data.dropped.values())))})"
+            )
+        out.cycles[method] = data
+        out.metrics[method] = activation_metrics(data)
+    return out
+
+
+def sta_step(
+    nwbfile, raw: EMG, options: AnalysisOptions, notes: list[str], info: SessionInfo | None = None
+) -> STAResults:
+    """STAs of the rectified high-passed EMG for every unit, their effects and muscle fields.
+
+    With intervals (or cycles) in ``info``: each segment high-passed alone, and only spikes
+    whose whole window lies inside one interval averaged.
+    """
+    from .emg import highpass_rectify, highpass_rectify_segments
     from .io.units import read_spike_trains
     from .sta import muscle_field, post_spike_effects, spike_triggered_average
 
     trains = read_spike_trains(nwbfile)
-    hp = highpass_rectify(raw, cutoff=options.conditioning.get("highpass") or 50.0)
+    cutoff = options.conditioning.get("highpass") or 50.0
+    restriction = None if info is None else info.restriction()
+    if restriction is None:
+        hp, spans = highpass_rectify(raw, cutoff=cutoff), None
+    else:
+        hp, spans = highpass_rectify_segments(raw, restriction.merged(), cutoff=cutoff)
+        if not len(spans):
+            raise restriction.error("every interval is too short for the high-pass filter")
     out = STAResults(emg=hp, spike_trains=trains)
     t_end = hp.t_start + hp.n_times / hp.rate
     usable = {}
@@ -268,11 +495,12 @@ def sta_step(nwbfile, raw: EMG, options: AnalysisOptions, notes: list[str]) -> S
         usable[uid] = spikes
     # all units at once: one pass over the EMG for the averages, one for the effects
     stas = spike_triggered_average(
-        hp, usable, outside="exclude", keep_sweeps=False, **options.sta_options
+        hp, usable, outside="exclude", keep_sweeps=False, intervals=spans, **options.sta_options
     )
+    where = "" if spans is None else f" inside the intervals of '{restriction.name}'"
     for uid in list(stas):
         if stas[uid].n_used == 0:
-            notes.append(f"unit {uid}: no spike with a full window; skipped")
+            notes.append(f"unit {uid}: no spike with a full window{where}; skipped")
             del stas[uid]
     out.stas.update(stas)
     if stas:
@@ -330,26 +558,47 @@ def write_step(
     nwbfile, results: SessionResults, options: AnalysisOptions, overwrite: bool
 ) -> list[str]:
     """Write every result with its writer from ``io.write``; returns the paths written."""
-    from .io.write import write_correspondence, write_field_matches, write_sta, write_synergies
+    from .io.write import (
+        write_correspondence,
+        write_field_matches,
+        write_group_comparison,
+        write_sta,
+    )
     from .provenance import jsonable
     from .sta.effects import DEFAULT_BASELINE, DEFAULT_TEST
 
     written = []
     provenance = {"analysis_options": jsonable(dataclasses.asdict(options))}
+    info = results.info
     if results.synergies is not None:
-        for method, model in results.synergies.models.items():
-            synergy, activation = write_synergies(
+        cycles = results.cycles
+        written += _write_synergy_set(
+            nwbfile,
+            results.synergies,
+            info,
+            provenance,
+            overwrite,
+            cycles=None if cycles is None else cycles.metrics,
+        )
+    if results.groups is not None:
+        for value, part in results.groups.groups.items():
+            written += _write_synergy_set(
                 nwbfile,
-                model,
-                results.synergies.envelope,
-                overwrite=overwrite,
-                negative_components=results.synergies.negcps if method == "rlvm" else None,
-                provenance=provenance,
+                part,
+                info,
+                provenance,
+                overwrite,
+                group=(results.groups.column, value, results.groups.intervals[value]),
             )
-            written += [
-                f"processing/behavior/{synergy.name}",
-                f"processing/behavior/{activation.name}",
-            ]
+        if results.groups.comparison:
+            table = write_group_comparison(
+                nwbfile,
+                results.groups.comparison,
+                table=results.groups.table,
+                column=results.groups.column,
+                overwrite=overwrite,
+            )
+            written.append(f"processing/behavior/{table.name}")
     if results.sta is not None and results.sta.stas:
         parameters = {
             "sta": jsonable(options.sta_options),
@@ -391,6 +640,148 @@ def write_step(
         )
         written.append(f"processing/ecephys/{table.name}")
     return written
+
+
+def _analysis_context(
+    info: SessionInfo, group: tuple | None = None, cycle_metrics: Any = None
+) -> dict[str, Any]:
+    """What a synergy table was computed on: chain, intervals, group, cycles (JSON-able)."""
+    out: dict[str, Any] = {}
+    if info.conditioning is not None:
+        out["conditioning"] = info.conditioning.record()
+    restriction = info.restriction()
+    if restriction is not None:
+        out["intervals"] = restriction.record()
+    if group is not None:
+        column, value, intervals = group
+        out["group"] = {
+            "table": intervals.name,
+            "column": column,
+            "value": value,
+            **intervals.record(),
+        }
+    if info.cycles is not None:
+        out["cycles"] = {
+            "table": info.cycles.name,
+            "phase": info.cycles.phase_column,
+            "metrics": None if cycle_metrics is None else cycle_metrics.record(),
+        }
+    return out
+
+
+def _synergy_description(
+    model: Any, method: str, info: SessionInfo, group: tuple | None
+) -> str | None:
+    """The MuscleSynergy description of a restricted (or grouped) fit; None otherwise."""
+    restriction = info.restriction()
+    if restriction is None:
+        return None
+    k, n = model.weights_.shape[1], model.weights_.shape[0]
+    if group is not None:
+        column, value, intervals = group
+        where = (
+            f"the {len(intervals)} intervals of table '{intervals.name}' whose column "
+            f"'{column}' is '{value}' ({float(intervals.durations.sum()):.1f} s)"
+        )
+    else:
+        where = (
+            f"the {len(restriction)} intervals of table '{restriction.name}' "
+            f"({float(restriction.durations.sum()):.1f} s)"
+        )
+    chain = "" if info.conditioning is None else f", {info.conditioning.chain} chain"
+    return (
+        f"{k} muscle synergies of {n} muscles extracted by {method.upper()} with nwb_synergy "
+        f"from the EMG of {where}, each segment conditioned alone{chain}. One row per muscle; "
+        "column k of 'weights' is synergy k. Activations on the regular time grid of the "
+        "conditioned EMG, set to 0 outside those intervals (not estimated there)."
+    )
+
+
+def _write_synergy_set(
+    nwbfile,
+    part: SynergyResults,
+    info: SessionInfo,
+    provenance: dict[str, Any],
+    overwrite: bool,
+    *,
+    group: tuple | None = None,
+    cycles: dict[str, Any] | None = None,
+) -> list[str]:
+    """Write the models of one synergy set (pooled, or one group); returns the paths."""
+    from .io.write import Synergies, group_suffix, write_synergies
+
+    written = []
+    emg = part.envelope if part.segments is None else part.segments.grid_emg()
+    for method, model in part.models.items():
+        record: Any = model
+        if part.segments is not None:
+            record = dataclasses.replace(
+                Synergies.from_model(model),
+                activations=part.segments.fill(model.activations_, fill_value=0.0),
+            )
+        context = _analysis_context(info, group, None if cycles is None else cycles.get(method))
+        synergy, activation = write_synergies(
+            nwbfile,
+            record,
+            emg,
+            name=None if group is None else group_suffix(method, group[1]),
+            description=_synergy_description(model, method, info, group),
+            overwrite=overwrite,
+            negative_components=part.negcps if method == "rlvm" else None,
+            provenance={**provenance, "analysis_context": context} if context else provenance,
+        )
+        written += [
+            f"processing/behavior/{synergy.name}",
+            f"processing/behavior/{activation.name}",
+        ]
+    return written
+
+
+def _group_result_names(info: SessionInfo, options: AnalysisOptions) -> list[str]:
+    from .io.write import GROUP_COMPARISON_TABLE, group_suffix
+
+    names = []
+    for value in info.intervals.groups(info.group_by):
+        for m in options.methods:
+            suffix = group_suffix(m, value)
+            names += [
+                f"processing/behavior/MuscleSynergy{suffix}",
+                f"processing/behavior/SynergyActivation{suffix}",
+            ]
+    return names + [f"processing/behavior/{GROUP_COMPARISON_TABLE}"]
+
+
+def _check_after_reading(
+    nwbfile, path: Path, info: SessionInfo, options: AnalysisOptions, do_sta: bool, **kw: Any
+) -> bool:
+    """What can be refused once the EMG is read; returns whether STAs will run."""
+    from .io.write import existing_results, remove_results
+
+    notes, overwrite = kw["notes"], kw["overwrite"]
+    if do_sta and info.conditioning is not None and info.conditioning.chain == "envelope":
+        why = (
+            f"the EMG is an envelope ({info.conditioning.reason}): spike-triggered averages "
+            "need the raw EMG, high-pass filtered and rectified at its full rate"
+        )
+        if not options.methods:
+            raise InputError(
+                why + "; nothing to average (if it is raw EMG after all, pass "
+                "conditioning='raw', --conditioning raw)",
+                file=path,
+                obj=", ".join(info.emg_series) or "EMG",
+            )
+        notes.append(why + "; synergies only, no STA")
+        do_sta = False
+    if info.group_by is not None:
+        planned = _group_result_names(info, options)
+        if overwrite:
+            remove_results(nwbfile, planned)
+        elif present := existing_results(nwbfile, planned):
+            raise ResultsExistError(
+                f"file '{path}': results already present ({', '.join(present)}); pass "
+                "overwrite=True to replace them"
+            )
+    return do_sta
 
 
 # -- running the steps ---------------------------------------------------------------------------
@@ -488,19 +879,34 @@ def analyze_session(
         labels = ["read EMG"]
         if methods:
             labels += ["condition EMG", "synergies"] + (["NegCps"] if "rlvm" in methods else [])
+            labels += (["groups"] if options.group_by else []) + (
+                ["cycles"] if options.cycles else []
+            )
         if do_sta:
             labels += ["STA", "fields"]
         labels.append("write")
         steps = _Progress(labels, progress, results.log.timings)
         try:
             raw = steps.run("read EMG", read_step, nwbfile, info, options)
+            inspect_step(nwbfile, raw, info, options, notes)
+            do_sta = _check_after_reading(
+                nwbfile, path, info, options, do_sta, notes=notes, overwrite=overwrite
+            )
             if methods:
-                envelope = steps.run("condition EMG", condition_step, raw, options)
+                envelope = steps.run("condition EMG", condition_step, raw, options, info)
                 results.synergies = steps.run("synergies", synergy_step, envelope, options, notes)
                 if "rlvm" in methods:
                     steps.run("NegCps", negcp_step, results.synergies, options, notes)
+                if info.group_by is not None:
+                    results.groups = steps.run(
+                        "groups", group_step, results.synergies, options, info, notes
+                    )
+                if info.cycles is not None:
+                    results.cycles = steps.run(
+                        "cycles", cycle_step, results.synergies, options, info, notes
+                    )
             if do_sta:
-                results.sta = steps.run("STA", sta_step, nwbfile, raw, options, notes)
+                results.sta = steps.run("STA", sta_step, nwbfile, raw, options, notes, info)
                 results.fields = steps.run(
                     "fields", field_step, results.sta, results.synergies, options, notes
                 )
@@ -547,7 +953,10 @@ __all__ = [
     "SessionResults",
     "analyze_session",
     "condition_step",
+    "cycle_step",
     "field_step",
+    "group_step",
+    "inspect_step",
     "negcp_step",
     "read_step",
     "sta_step",

@@ -1,4 +1,4 @@
-"""Figures of synergies, model order, spike-triggered averages and muscle fields.
+"""Figures of synergies, model order, cycle-averaged activations, STAs and muscle fields.
 
 Every function takes plain arrays and returns a :class:`matplotlib.figure.Figure`;
 :func:`report` reads a results NWB file and draws all of them, so every figure the tool shows
@@ -180,11 +180,17 @@ def plot_activations(
         activations have different units (or synergies different norms) overlay.
     title
         Figure title.
+
+    NaN samples (times outside the analysed intervals) are drawn as gaps; the default window
+    starts at the first finite sample.
     """
     methods = list(activations)
     times = np.asarray(times, dtype=float)
     if window is None:
-        window = (times[0], min(times[-1], times[0] + 20.0))
+        first = np.asarray(activations[methods[0]], dtype=float)
+        finite = np.flatnonzero(np.isfinite(first).all(axis=1)) if first.ndim == 2 else []
+        t0 = times[finite[0]] if len(finite) else times[0]
+        window = (t0, min(times[-1], t0 + 20.0))
     keep = (times >= window[0]) & (times <= window[1])
     ordered = {}
     for name in methods:
@@ -193,7 +199,7 @@ def plot_activations(
             order, _ = match_columns(np.asarray(weights[methods[0]]), np.asarray(weights[name]))
             h = h[:, order]
         if scale:
-            top = h.max(axis=0)
+            top = np.nanmax(np.where(np.isfinite(h), h, -np.inf), axis=0)
             h = h / np.where(top > 0, top, 1.0)
         ordered[name] = h
     n_syn = max(h.shape[1] for h in ordered.values())
@@ -217,6 +223,99 @@ def plot_activations(
         title
         or ("Synergy activations (each scaled to its maximum)" if scale else "Synergy activations"),
         fontsize=11,
+    )
+    return fig
+
+
+def plot_cycle_activations(
+    patterns: Mapping[str, np.ndarray],
+    *,
+    phase_bounds: Sequence[int] = (),
+    phase_labels: Sequence[str] | None = None,
+    weights: Mapping[str, np.ndarray] | None = None,
+    centers: Mapping[str, Sequence[float]] | None = None,
+    widths: Mapping[str, Sequence[float]] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Cycle-averaged activations with their spread over cycles, one row per synergy.
+
+    Parameters
+    ----------
+    patterns
+        Method name -> activations time-normalised per cycle, (n_cycles, n_points, K)
+        (:func:`~nwb_synergy.cycles.normalize_cycles`).
+    phase_bounds
+        Point index where each phase after the first begins (e.g. ``[100]``: lift-off).
+    phase_labels
+        Name of each phase (e.g. ``("stance", "swing")``), written along the top.
+    weights
+        Method name -> weights (n_muscles, K); when given, the other methods' synergies are
+        matched to the first method's.
+    centers, widths
+        Method name -> centre of activity and FWHM of each synergy (points), shown as a
+        marker and in the legend.
+    title
+        Figure title.
+
+    Returns
+    -------
+    Figure
+        x: % of the cycle; each method's mean over cycles (line) +- 1 SD (band), each synergy
+        scaled to the maximum of its mean.
+    """
+    methods = list(patterns)
+    if not methods:
+        raise ValueError("no cycle patterns to plot")
+    ordered, order_of = {}, {}
+    for name in methods:
+        p = np.asarray(patterns[name], dtype=float)
+        order = np.arange(p.shape[2])
+        if weights is not None and name != methods[0] and name in weights:
+            order, _ = match_columns(np.asarray(weights[methods[0]]), np.asarray(weights[name]))
+        ordered[name], order_of[name] = p[:, :, order], order
+    n_syn = max(p.shape[2] for p in ordered.values())
+    n_points = ordered[methods[0]].shape[1]
+    x = 100.0 * np.arange(n_points) / n_points
+    fig = _figure(6.5, 0.9 + 1.15 * n_syn)
+    axes = fig.subplots(n_syn, 1, sharex=True, squeeze=False)[:, 0]
+    for k, ax in enumerate(axes):
+        for i, name in enumerate(methods):
+            p = ordered[name]
+            if k >= p.shape[2]:
+                continue
+            mean = p[:, :, k].mean(axis=0)
+            sd = p[:, :, k].std(axis=0, ddof=1) if p.shape[0] > 1 else np.zeros_like(mean)
+            top = mean.max() if mean.max() > 0 else 1.0
+            color = _color(name, i)
+            label = f"{name.upper()} (n = {p.shape[0]})"
+            j = order_of[name][k]
+            if widths and name in widths:
+                label += f", FWHM {100 * widths[name][j] / n_points:.0f}%"
+            ax.fill_between(x, (mean - sd) / top, (mean + sd) / top, color=color, alpha=0.2, lw=0)
+            ax.plot(x, mean / top, color=color, lw=1.4, label=label)
+            if centers and name in centers and np.isfinite(centers[name][j]):
+                ax.axvline(100 * centers[name][j] / n_points, color=color, lw=1.0, ls=":")
+        for b in phase_bounds:
+            ax.axvline(100.0 * b / n_points, color="0.4", lw=0.8)
+        ax.set_ylabel(f"syn {k + 1}", rotation=0, ha="right", va="center")
+        ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.legend(loc="upper right", fontsize=7, frameon=False)
+    if phase_labels:
+        edges = [0, *phase_bounds, n_points]
+        for lab, a, b in zip(phase_labels, edges[:-1], edges[1:], strict=False):
+            axes[0].annotate(
+                lab,
+                xy=(50.0 * (a + b) / n_points, 1.0),
+                xycoords=("data", "axes fraction"),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
+    axes[-1].set_xlabel("% of cycle")
+    fig.suptitle(
+        title or "Cycle-averaged activations (mean ± SD over cycles; dotted: centre of activity)",
+        fontsize=10,
     )
     return fig
 
@@ -443,6 +542,151 @@ def _reference_label(labels: Sequence[str]) -> list[str]:
     return sorted(labels, key=lambda s: (rank.get(s.lower(), 3), s))
 
 
+def _read_contexts(path: str | Path) -> dict[str, dict]:
+    """The intervals, groups and cycles behind each synergy table ({} when none is stored)."""
+    from .errors import InputError
+    from .io.intervals import read_contexts
+
+    try:
+        return read_contexts(path)
+    except InputError:
+        return {}
+
+
+def context_title(context: Mapping | None) -> str:
+    """What a synergy set was computed on, for figure titles (``""`` for the whole record)."""
+    if not context:
+        return ""
+    parts = []
+    group = context.get("group")
+    intervals = context.get("intervals")
+    if group:
+        parts.append(
+            f"{group['table']} with {group['column']} = {group['value']} "
+            f"({group['n_intervals']} intervals)"
+        )
+    cycles = context.get("cycles")
+    if intervals and not group:
+        kind = "cycles" if cycles and intervals.get("table") == cycles.get("table") else "intervals"
+        parts.append(f"{intervals['n_intervals']} {kind} of {intervals['table']}")
+    if cycles and (not intervals or intervals.get("table") != cycles.get("table")):
+        parts.append(f"cycles of {cycles['table']}")
+    chain = (context.get("conditioning") or {}).get("chain")
+    if chain == "envelope":
+        parts.append("envelope chain")
+    return "; ".join(parts)
+
+
+def _masked(activations: np.ndarray, times: np.ndarray, spans: Mapping | None) -> np.ndarray:
+    """Activations with NaN outside the analysed intervals (written as 0 there)."""
+    if not spans or "starts" not in spans:
+        return activations
+    inside = np.zeros(times.size, dtype=bool)
+    half = 0.5 * (times[1] - times[0]) if times.size > 1 else 0.0
+    for a, b in zip(spans["starts"], spans["stops"], strict=True):
+        inside |= (times >= a - half) & (times < b)
+    out = np.array(activations, dtype=float)
+    out[~inside] = np.nan
+    return out
+
+
+def _phase_labels(column: str | None) -> tuple[str, str] | None:
+    """``("before liftoff", "from liftoff")`` for a phase column ``liftoff_time``."""
+    if not column:
+        return None
+    event = column[: -len("_time")] if column.endswith("_time") else column
+    return (f"before {event}", f"from {event}")
+
+
+def _synergy_figures(res, labels: list[str], contexts: Mapping, save, tag: str) -> None:
+    """Weights, activations, cycle-averaged activations and model order of one synergy set."""
+    from .cycles import normalize_cycles
+
+    syn = res.synergies
+    muscles = syn[labels[0]].muscle_names
+    context = contexts.get(labels[0], {})
+    where = context_title(context)
+    suffix = f" — {where}" if where else ""
+    weights = {lab: syn[lab].weights for lab in labels if syn[lab].muscle_names == muscles}
+    negcps = {lab: syn[lab].negcp for lab in weights if syn[lab].negcp is not None}
+    # per-synergy VAF only for methods without an offset: with one (RLVM), each synergy's
+    # "VAF alone" includes the offset's share and is not comparable
+    vafs = {
+        lab: syn[lab].vaf for lab in weights if syn[lab].vaf is not None and not syn[lab].has_offset
+    }
+    title = "Synergy weights: " + ", ".join(lab.upper() for lab in weights)
+    title += " (NegCps: red star)" + suffix
+    save(
+        plot_synergy_weights(weights, muscles, negcps=negcps, vaf=vafs, title=title),
+        "synergies" + tag,
+    )
+    acts = {lab: syn[lab].activations for lab in weights if syn[lab].activations is not None}
+    if acts:
+        first = syn[next(iter(acts))]
+        times = first.t_start + np.arange(first.activations.shape[0]) / first.rate
+        spans = context.get("group") or context.get("intervals")
+        same = {
+            lab: _masked(a, times, spans) for lab, a in acts.items() if a.shape[0] == times.size
+        }
+        fig = plot_activations(
+            times,
+            same,
+            weights={k: weights[k] for k in same},
+            events=res.events,
+            events_label="touchdown",
+            title="Synergy activations (each scaled to its maximum)" + suffix,
+        )
+        save(fig, "activations" + tag)
+        cycles = context.get("cycles") or {}
+        if "starts" in cycles and len(cycles["starts"]):
+            patterns, centers, widths = {}, {}, {}
+            for lab in same:
+                data = normalize_cycles(
+                    same[lab],
+                    cycles["starts"],
+                    stops=cycles["stops"],
+                    phase_starts=cycles.get("phase_starts"),
+                    points=(cycles.get("metrics") or {}).get("points"),
+                    rate=syn[lab].rate,
+                    t_start=syn[lab].t_start,
+                )
+                patterns[lab] = data.data
+                metrics = contexts.get(lab, {}).get("cycles", {}).get("metrics") or {}
+                if metrics.get("coa_points"):
+                    centers[lab] = metrics["coa_points"]
+                    widths[lab] = metrics["fwhm_points"]
+            phased = cycles.get("phase_starts") is not None
+            fig = plot_cycle_activations(
+                patterns,
+                phase_bounds=data.phase_bounds,
+                phase_labels=_phase_labels(cycles.get("phase")) if phased else None,
+                weights={k: weights[k] for k in patterns},
+                centers=centers,
+                widths=widths,
+                title=(
+                    f"Cycle-averaged activations: {data.n_cycles} cycles of {cycles['table']} "
+                    "(mean ± SD; dotted: centre of activity)"
+                    + ("" if "cycles" in where else suffix)
+                ),
+            )
+            save(fig, "cycle_activations" + tag)
+    for lab in labels:
+        mo = syn[lab].model_order
+        if mo:
+            fig = plot_model_order(
+                mo["k_values"],
+                mo["vaf_uncentered"],
+                mo.get("r2_centered"),
+                chosen=mo.get("n_synergies"),
+                threshold=(mo.get("details") or {}).get("vaf_threshold", 0.9)
+                if mo.get("method") == "vaf"
+                else None,
+                rule=mo.get("method"),
+                title=f"Model order ({lab.upper()}){suffix}",
+            )
+            save(fig, f"model_order_{lab.lower()}")
+
+
 def report(
     path: str | Path,
     out_dir: str | Path,
@@ -485,52 +729,19 @@ def report(
         written.extend(save_figure(fig, out_dir / safe_filename(name), formats))
 
     syn = res.synergies
-    labels = _reference_label(list(syn))
+    contexts = _read_contexts(path)
+    grouped: dict[tuple, list[str]] = {}
+    for lab in syn:
+        group = contexts.get(lab, {}).get("group")
+        if group:
+            grouped.setdefault((group["column"], str(group["value"])), []).append(lab)
+    in_groups = {lab for labs in grouped.values() for lab in labs}
+    labels = _reference_label([lab for lab in syn if lab not in in_groups])
     if labels:
-        muscles = syn[labels[0]].muscle_names
-        weights = {lab: syn[lab].weights for lab in labels if syn[lab].muscle_names == muscles}
-        negcps = {lab: syn[lab].negcp for lab in weights if syn[lab].negcp is not None}
-        # per-synergy VAF only for methods without an offset: with one (RLVM), each synergy's
-        # "VAF alone" includes the offset's share and is not comparable
-        vafs = {
-            lab: syn[lab].vaf
-            for lab in weights
-            if syn[lab].vaf is not None and not syn[lab].has_offset
-        }
-        title = "Synergy weights: " + ", ".join(lab.upper() for lab in weights)
-        title += " (NegCps: red star)"
-        save(
-            plot_synergy_weights(weights, muscles, negcps=negcps, vaf=vafs, title=title),
-            "synergies",
-        )
-        acts = {lab: syn[lab].activations for lab in weights if syn[lab].activations is not None}
-        if acts:
-            first = syn[next(iter(acts))]
-            times = first.t_start + np.arange(first.activations.shape[0]) / first.rate
-            same = {lab: a for lab, a in acts.items() if a.shape[0] == times.size}
-            fig = plot_activations(
-                times,
-                same,
-                weights={k: weights[k] for k in same},
-                events=res.events,
-                events_label="touchdown",
-            )
-            save(fig, "activations")
-        for lab in labels:
-            mo = syn[lab].model_order
-            if mo:
-                fig = plot_model_order(
-                    mo["k_values"],
-                    mo["vaf_uncentered"],
-                    mo.get("r2_centered"),
-                    chosen=mo.get("n_synergies"),
-                    threshold=(mo.get("details") or {}).get("vaf_threshold", 0.9)
-                    if mo.get("method") == "vaf"
-                    else None,
-                    rule=mo.get("method"),
-                    title=f"Model order ({lab.upper()})",
-                )
-                save(fig, f"model_order_{lab.lower()}")
+        _synergy_figures(res, labels, contexts, save, "")
+    for (column, value), labs in grouped.items():
+        tag = f"_{column}_{value}"
+        _synergy_figures(res, _reference_label(labs), contexts, save, tag)
     sta = res.sta
     if sta is not None:
         units = sta.units

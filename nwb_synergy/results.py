@@ -7,6 +7,8 @@ the pipeline (``None`` when the step did not run):
 * :class:`SynergyResults`: the conditioned EMG, the fitted models, their comparison and NegCps;
 * :class:`STAResults`: spike trains, spike-triggered averages, post-spike effects, fields;
 * :class:`FieldResults`: each muscle field against the synergies, and the correspondence test;
+* :class:`GroupResults`: synergies per value of a column of the intervals table, compared;
+* :class:`CycleResults`: activations time-normalised per cycle, their FWHM and centre;
 * :class:`RunLog`: notes, timings, and what was written where.
 
 :meth:`SessionResults.summary` is the one description of a run (JSON-able);
@@ -38,6 +40,15 @@ class SessionInfo:
         One name per EMG channel.
     emg_rate, duration
         Rate of the raw EMG (Hz) and its duration (s).
+    conditioning
+        The :class:`~nwb_synergy.emg.ConditioningChoice` (raw or envelope chain, and why).
+    intervals
+        The :class:`~nwb_synergy.intervals.Intervals` everything was restricted to, or None.
+    group_by
+        The column of ``intervals`` the synergies were grouped by, or None.
+    cycles
+        The cycles (an :class:`~nwb_synergy.intervals.Intervals`) activations were
+        time-normalised on, or None.
     """
 
     source: Path
@@ -46,6 +57,14 @@ class SessionInfo:
     muscle_names: list[str] = field(default_factory=list)
     emg_rate: float = float("nan")
     duration: float = float("nan")
+    conditioning: Any = None
+    intervals: Any = None
+    group_by: str | None = None
+    cycles: Any = None
+
+    def restriction(self) -> Any:
+        """The intervals the analyses are restricted to: ``intervals``, else ``cycles``."""
+        return self.intervals if self.intervals is not None else self.cycles
 
 
 @dataclass
@@ -55,7 +74,8 @@ class SynergyResults:
     Attributes
     ----------
     envelope
-        The conditioned EMG (n_times, n_muscles) the models were fitted on.
+        The conditioned EMG (n_times, n_muscles) the models were fitted on (with intervals:
+        their segments, concatenated).
     models
         Method ("nmf", "rlvm") -> fitted model (``weights_``, ``activations_``, ``vaf_``,
         ``r2_``).
@@ -63,12 +83,22 @@ class SynergyResults:
         :class:`~nwb_synergy.compare.SynergyComparison` of NMF against RLVM, when both ran.
     negcps
         :class:`~nwb_synergy.negcp.NegativeComponents` of the RLVM model, when it ran.
+    segments
+        :class:`~nwb_synergy.intervals.Segmented` when the EMG was restricted to intervals
+        (where each sample of ``envelope`` lies in time), else None.
     """
 
     envelope: EMG
     models: dict[str, Any] = field(default_factory=dict)
     comparison: Any = None
     negcps: Any = None
+    segments: Any = None
+
+    def activation_times(self) -> np.ndarray:
+        """(n_times,) time of each row of the activations, seconds."""
+        if self.segments is not None:
+            return self.segments.times
+        return self.envelope.times
 
     def negcp_mask(self) -> np.ndarray | None:
         """Boolean (n_muscles, K) of the RLVM NegCps, or None."""
@@ -136,6 +166,51 @@ class FieldResults:
 
 
 @dataclass
+class GroupResults:
+    """Synergies fitted per value of a column of the intervals table, and their comparison.
+
+    Attributes
+    ----------
+    table, column
+        The intervals table and the column grouped by.
+    groups
+        Value (text) -> :class:`SynergyResults` of the intervals with that value.
+    intervals
+        Value -> the :class:`~nwb_synergy.intervals.Intervals` of that value.
+    comparison
+        One dict per (method, pair of values): ``method``, ``group_a``, ``group_b``,
+        ``n_synergies_a``, ``n_synergies_b``, ``matched_cosine``, ``subspace_similarity``.
+    """
+
+    table: str
+    column: str
+    groups: dict[str, SynergyResults] = field(default_factory=dict)
+    intervals: dict[str, Any] = field(default_factory=dict)
+    comparison: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class CycleResults:
+    """Activations time-normalised per cycle, and their FWHM and centre of activity.
+
+    Attributes
+    ----------
+    table
+        The cycles table.
+    phase_column
+        The column splitting each cycle in phases, or None.
+    cycles, metrics
+        Method -> :class:`~nwb_synergy.cycles.CycleData` of its activations and
+        :class:`~nwb_synergy.cycles.CycleMetrics`.
+    """
+
+    table: str
+    phase_column: str | None = None
+    cycles: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class RunLog:
     """What happened: notes (what was skipped and why), seconds per step, objects written."""
 
@@ -148,8 +223,8 @@ class RunLog:
 class SessionResults:
     """Everything :func:`~nwb_synergy.analyze_session` found, and where it was written.
 
-    The parts are ``info``, ``synergies``, ``sta``, ``fields`` (None when their step did not
-    run) and ``log``; the properties below are shortcuts into them.
+    The parts are ``info``, ``synergies``, ``sta``, ``fields``, ``groups``, ``cycles`` (None
+    when their step did not run) and ``log``; the properties below are shortcuts into them.
     """
 
     info: SessionInfo
@@ -158,6 +233,8 @@ class SessionResults:
     fields: FieldResults | None = None
     log: RunLog = field(default_factory=RunLog)
     options: Any = None
+    groups: GroupResults | None = None
+    cycles: CycleResults | None = None
 
     # -- shortcuts -------------------------------------------------------------------------
     @property
@@ -220,6 +297,17 @@ class SessionResults:
             "emg_rate_hz": info.emg_rate,
             "duration_s": info.duration,
         }
+        if info.conditioning is not None:
+            out["conditioning"] = {
+                "chain": info.conditioning.chain,
+                "asked": info.conditioning.asked,
+                "reason": info.conditioning.reason,
+                "text": info.conditioning.describe(),
+            }
+        if info.intervals is not None:
+            out["intervals"] = info.intervals.record()
+        if info.cycles is not None:
+            out["cycle_table"] = info.cycles.record()
         for name, model in self.models.items():
             out[name] = {
                 "n_synergies": int(model.weights_.shape[1]),
@@ -244,6 +332,25 @@ class SessionResults:
             out["units_with_effects"] = {str(u): v for u, v in with_effects.items()}
         if self.correspondence is not None:
             out["correspondence_p_value"] = float(self.correspondence.p_value)
+        if self.groups is not None:
+            out["groups"] = {
+                "table": self.groups.table,
+                "column": self.groups.column,
+                "values": {
+                    value: {
+                        "n_intervals": len(self.groups.intervals[value]),
+                        **{m: int(model.weights_.shape[1]) for m, model in part.models.items()},
+                    }
+                    for value, part in self.groups.groups.items()
+                },
+                "comparison": list(self.groups.comparison),
+            }
+        if self.cycles is not None:
+            out["cycles"] = {
+                "table": self.cycles.table,
+                "phase_column": self.cycles.phase_column,
+                **{m: metrics.record() for m, metrics in self.cycles.metrics.items()},
+            }
         out["notes"] = list(self.log.notes)
         out["written"] = list(self.log.written)
         out["timings_s"] = {k: round(v, 2) for k, v in self.log.timings.items()}
@@ -256,6 +363,20 @@ class SessionResults:
             f"{s['source']}: EMG {', '.join(s['emg_series']) or '?'} "
             f"({s['n_muscles']} muscles, {s['emg_rate_hz']:g} Hz, {s['duration_s']:.1f} s)"
         ]
+        if "conditioning" in s:
+            lines.append(f"  conditioning: {s['conditioning']['text']}")
+        if "intervals" in s:
+            iv = s["intervals"]
+            lines.append(
+                f"  restricted to the {iv['n_intervals']} intervals of '{iv['table']}' "
+                f"({iv['total_s']:.1f} s)"
+            )
+        elif "cycle_table" in s:
+            iv = s["cycle_table"]
+            lines.append(
+                f"  restricted to the {iv['n_intervals']} cycles of '{iv['table']}' "
+                f"({iv['total_s']:.1f} s)"
+            )
         for name in self.models:
             m = s[name]
             lines.append(
@@ -284,6 +405,34 @@ class SessionResults:
             )
         if "correspondence_p_value" in s:
             lines.append(f"  NegCp-PSpS correspondence: p = {s['correspondence_p_value']:.3g}")
+        if "groups" in s:
+            g = s["groups"]
+            lines.append(f"  groups by '{g['column']}' of '{g['table']}':")
+            for value, part in g["values"].items():
+                ks = ", ".join(f"{m.upper()} {k}" for m, k in part.items() if m != "n_intervals")
+                lines.append(f"    {value}: {part['n_intervals']} intervals, synergies {ks}")
+            for row in g["comparison"]:
+                lines.append(
+                    f"    {row['method'].upper()} {row['group_a']} vs {row['group_b']}: matched "
+                    f"cosine {row['matched_cosine']:.3f}, subspace similarity "
+                    f"{row['subspace_similarity']:.3f}"
+                )
+        if "cycles" in s:
+            c = s["cycles"]
+            phase = f", phases split at '{c['phase_column']}'" if c["phase_column"] else ""
+            lines.append(f"  cycles of '{c['table']}'{phase}:")
+            for method in self.cycles.metrics:
+                rec = c[method]
+                parts = [
+                    f"syn {k + 1} FWHM {w:.0f}% CoA {a:.0f}%"
+                    for k, (w, a) in enumerate(
+                        zip(rec["fwhm_percent"], rec["coa_percent"], strict=True)
+                    )
+                ]
+                lines.append(
+                    f"    {method.upper()} ({rec['n_cycles']} cycles, % of cycle): "
+                    + "; ".join(parts)
+                )
         lines += [f"  note: {note}" for note in s["notes"]]
         if s["written"]:
             lines.append(f"  results written to {s['output']}: " + ", ".join(s["written"]))

@@ -14,7 +14,10 @@ Synergies go to ``processing["behavior"]`` as a pair named ``MuscleSynergy<NAME>
 ``SynergyActivation<NAME>``, where ``NAME`` defaults to the method in capitals ("NMF", "RLVM"):
 one pair per method, and ``name="RLVMWarm"`` (say) for a second pair of the same method.
 Spike-triggered averages go to ``processing["ecephys"]`` under ``name``
-(default ``"SpikeTriggeredAverages"``).
+(default ``"SpikeTriggeredAverages"``). Synergies fitted per group of intervals (a value of a
+column of a ``TimeIntervals`` table) are named ``MuscleSynergy<METHOD>_<value>`` and
+``SynergyActivation<METHOD>_<value>`` (:func:`group_suffix`); the comparison of the groups
+goes to ``processing["behavior"]/SynergyGroupComparison`` (:func:`write_group_comparison`).
 
 Running twice
 -------------
@@ -45,6 +48,8 @@ SOFTWARE = "nwb_synergy"
 STA_TABLE = "SpikeTriggeredAverages"
 MATCH_TABLE = "MuscleFieldSynergyMatch"
 CORRESPONDENCE_TABLE = "NegCpPSpSCorrespondence"
+#: name of the table comparing synergies fitted per group of intervals (processing["behavior"])
+GROUP_COMPARISON_TABLE = "SynergyGroupComparison"
 
 MODULE_DESCRIPTIONS = {
     "behavior": (
@@ -342,13 +347,16 @@ _NEGCP_DESCRIPTIONS = {
 def _per_synergy_vaf(
     data: np.ndarray, weights: np.ndarray, activations: np.ndarray, offset: np.ndarray | None
 ) -> np.ndarray:
-    """Uncentered VAF of the reconstruction from each synergy alone (plus the offset)."""
-    total = float(np.sum(data * data))
+    """Uncentered VAF of the reconstruction from each synergy alone (plus the offset).
+
+    NaN samples (times outside the analysed intervals) are left out.
+    """
+    total = float(np.nansum(data * data))
     base = data - (0.0 if offset is None else offset[None, :])
     out = np.empty(weights.shape[1])
     for k in range(weights.shape[1]):
         residual = base - np.outer(activations[:, k], weights[:, k])
-        out[k] = 1.0 - float(np.sum(residual * residual)) / total if total > 0 else np.nan
+        out[k] = 1.0 - float(np.nansum(residual * residual)) / total if total > 0 else np.nan
     return out
 
 
@@ -794,6 +802,90 @@ def write_field_matches(
     )
     _store(nwbfile, "ecephys", (table,), replace)
     return table
+
+
+def group_suffix(method: str, value: Any) -> str:
+    """Name suffix of a group's synergy tables: ``"NMF_reach"`` for method nmf, value reach.
+
+    Characters NWB names cannot hold, and any other than letters, digits, ``-``, ``.`` and
+    ``_``, become ``_`` (the value itself is kept in the table's description).
+    """
+    text = re.sub(r"[^0-9A-Za-z_.-]", "_", str(value)).strip("_") or "value"
+    return f"{_suffix(method)}_{text}"
+
+
+_GROUP_COLUMNS = {
+    "method": (str, "Factorization method of the two synergy sets compared."),
+    "group_a": (
+        str,
+        "First value of the grouping column (its tables: MuscleSynergy<METHOD>_<value>).",
+    ),
+    "group_b": (str, "Second value of the grouping column."),
+    "n_synergies_a": (np.int64, "Number of synergies of the first group."),
+    "n_synergies_b": (np.int64, "Number of synergies of the second group."),
+    "matched_cosine": (
+        float,
+        "Mean cosine similarity of the synergies paired one to one (Hungarian matching).",
+    ),
+    "subspace_similarity": (
+        float,
+        "Mean squared cosine of the principal angles between the spans of the two sets.",
+    ),
+}
+
+
+def write_group_comparison(
+    nwbfile,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    table: str,
+    column: str,
+    overwrite: bool = False,
+):
+    """Add the comparison of synergies fitted per group to ``processing["behavior"]``.
+
+    Parameters
+    ----------
+    nwbfile
+        An open NWBFile.
+    rows
+        One mapping per (method, pair of groups) with the keys of the columns:
+        ``method``, ``group_a``, ``group_b``, ``n_synergies_a``, ``n_synergies_b``,
+        ``matched_cosine``, ``subspace_similarity``.
+    table, column
+        The ``TimeIntervals`` table and the column the groups are values of.
+    overwrite
+        Replace a table of the same name instead of refusing.
+
+    Returns
+    -------
+    hdmf.common.DynamicTable
+        ``SynergyGroupComparison``, one row per pair of groups and method.
+    """
+    from hdmf.common import DynamicTable, VectorData
+
+    label = file_label(nwbfile)
+    if not rows:
+        raise InputError("no group comparison to write", file=label, obj="rows")
+    missing = [k for k in _GROUP_COLUMNS if any(k not in r for r in rows)]
+    if missing:
+        raise InputError(f"comparison rows lack {missing}", file=label, obj="rows")
+    replace = _existing(nwbfile, "behavior", (GROUP_COMPARISON_TABLE,), overwrite)
+    columns = []
+    for key, (dtype, text) in _GROUP_COLUMNS.items():
+        values = [r[key] for r in rows]
+        data = [str(v) for v in values] if dtype is str else np.asarray(values, dtype=dtype)
+        columns.append(VectorData(name=key, description=text, data=data))
+    out = DynamicTable(
+        name=GROUP_COMPARISON_TABLE,
+        description=(
+            f"Synergies fitted separately on the intervals of table '{table}' grouped by its "
+            f"column '{column}', compared pair by pair (written by {SOFTWARE})."
+        ),
+        columns=columns,
+    )
+    _store(nwbfile, "behavior", (out,), replace)
+    return out
 
 
 _CORRESPONDENCE_COLUMNS = {

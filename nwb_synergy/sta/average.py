@@ -137,6 +137,9 @@ class STAResult:
         Fitted linear trend (n_lags, n_muscles), or None.
     parameters
         Arguments of the call, for provenance.
+    intervals
+        ``[start, end]`` rows (s) the spikes were restricted to (a spike was used only when
+        its whole window lay inside one), or None.
     source
         The EMG that was averaged (not copied): the :class:`~nwb_synergy.EMG` itself when one
         was given (its history and NWB source then travel with the result), else the samples
@@ -164,6 +167,7 @@ class STAResult:
     isa_step: float = 0.001
     trend: np.ndarray | None = field(default=None, repr=False)
     parameters: dict = field(default_factory=dict, repr=False)
+    intervals: np.ndarray | None = field(default=None, repr=False)
     source: Any = field(default=None, repr=False, compare=False)
 
     @property
@@ -202,12 +206,21 @@ def isa_shifts(rate: float, span: float = 0.04, step: float = 0.001) -> np.ndarr
 
 
 def _isa_plan(
-    window_starts: np.ndarray, n_lags: int, n_times: int, shifts: np.ndarray
+    window_starts: np.ndarray, n_lags: int, signal: SignalInput | Any, shifts: np.ndarray
 ) -> GatherJob:
-    """The extended-window job whose mean gives the ISA (spikes whose shifts all fit)."""
+    """The extended-window job whose mean gives the ISA (spikes whose shifts all fit).
+
+    ``signal`` is a :class:`SignalInput` (its restriction to intervals is respected: every
+    shifted window must lie inside one) or a plain 2-D array-like.
+    """
     reach = int(np.abs(shifts).max())
-    ok = (window_starts - reach >= 0) & (window_starts + n_lags + reach <= n_times)
-    return GatherJob(window_starts[ok] - reach, n_lags + 2 * reach)
+    firsts = np.asarray(window_starts, dtype=np.int64) - reach
+    length = n_lags + 2 * reach
+    if isinstance(signal, SignalInput):
+        ok = signal.windows_fit(firsts, length)
+    else:
+        ok = (firsts >= 0) & (firsts + length <= int(signal.shape[0]))
+    return GatherJob(firsts[ok], length)
 
 
 def _isa_from_sums(sums: np.ndarray, n_used: int, shifts: np.ndarray, n_lags: int) -> np.ndarray:
@@ -231,12 +244,11 @@ def increment_shifted_average(
 ) -> tuple[np.ndarray, int]:
     """ISA (n_lags, n_muscles) of windows starting at ``window_starts``, and spikes used.
 
-    ``signal`` is a :class:`~nwb_synergy.sta._inputs.SignalInput` or a 2-D array-like.
+    ``signal`` is a :class:`~nwb_synergy.sta._inputs.SignalInput` (restricted to intervals
+    or not) or a 2-D array-like.
     """
     data = signal.data if isinstance(signal, SignalInput) else signal
-    job = _isa_plan(
-        np.sort(np.asarray(window_starts, dtype=np.int64)), n_lags, data.shape[0], shifts
-    )
+    job = _isa_plan(np.sort(np.asarray(window_starts, dtype=np.int64)), n_lags, signal, shifts)
     run_jobs(data, [job], chunk_bytes=chunk_bytes)
     return _isa_from_sums(job.sums, len(job.starts), shifts, n_lags), len(job.starts)
 
@@ -292,6 +304,7 @@ def spike_triggered_averages(
     outside: str = "raise",
     max_sweep_bytes: int = 2**29,
     chunk_bytes: int = CHUNK_BYTES,
+    intervals: Any = None,
 ) -> dict[Any, STAResult]:
     """STAs of many units over the same EMG, reading the EMG once.
 
@@ -306,7 +319,7 @@ def spike_triggered_averages(
         raise InputError(
             f"keep_sweeps must be True, False or 'lazy', got {keep_sweeps!r}", obj="keep_sweeps"
         )
-    signal = as_signal(emg, rate, t_start)
+    signal = as_signal(emg, rate, t_start, intervals=intervals)
     _, _, win_s, _ = as_window(window)
     n_times, n_muscles = signal.n_times, signal.n_muscles
     dtype = np.dtype(getattr(signal.data, "dtype", np.float64))
@@ -344,11 +357,12 @@ def spike_triggered_averages(
         plan = {
             "main": main,
             "times": times,
+            "n_spikes": len(spikes.seconds),
             "n_unused": len(spikes.seconds) - n_used,
             "sweeps": sweeps,
         }
         if shifts is not None:
-            plan["isa"] = _isa_plan(starts, n_lags, n_times, shifts)
+            plan["isa"] = _isa_plan(starts, n_lags, signal, shifts)
             jobs.append(plan["isa"])
         plans[unit] = plan
 
@@ -363,6 +377,8 @@ def spike_triggered_averages(
         "isa_step": isa_step,
         "outside": outside,
     }
+    if signal.intervals is not None:
+        parameters["intervals"] = np.asarray(signal.intervals).tolist()
     results: dict[Any, STAResult] = {}
     for unit, plan in plans.items():
         main = plan["main"]
@@ -371,10 +387,14 @@ def spike_triggered_averages(
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = main.sums / n_used
         if n_used == 0:
+            if plan["n_spikes"] == 0:
+                why = "the unit has no spike at all"
+            elif signal.intervals is not None:
+                why = "no spike window lies wholly inside the intervals and the EMG"
+            else:
+                why = "every window runs past the EMG"
             warnings.warn(
-                f"no spike of unit {unit!r} could be used: every window runs past the EMG",
-                RuntimeWarning,
-                stacklevel=2,
+                f"no spike of unit {unit!r} could be used: {why}", RuntimeWarning, stacklevel=2
             )
         elif not np.all(np.isfinite(mean)):
             raise InputError("EMG contains NaN or infinite samples inside spike windows", obj="emg")
@@ -407,6 +427,7 @@ def spike_triggered_averages(
             isa_step=float(isa_step),
             trend=trend,
             parameters=dict(parameters),
+            intervals=None if signal.intervals is None else np.asarray(signal.intervals),
             source=emg if isinstance(emg, EMG) else signal,
         )
     return results
@@ -428,6 +449,7 @@ def spike_triggered_average(
     outside: str = "raise",
     max_sweep_bytes: int = 2**29,
     chunk_bytes: int = CHUNK_BYTES,
+    intervals: Any = None,
 ) -> STAResult | dict[Any, STAResult]:
     """Spike-triggered average of (rectified) EMG, with elephant's samples and numbers.
 
@@ -471,6 +493,11 @@ def spike_triggered_average(
         Largest in-memory sweeps array.
     chunk_bytes
         Size of the chunks read from an on-disk EMG.
+    intervals
+        Restrict the average to task periods: an ``IntervalSet`` or ``[start, end]`` rows in
+        s (e.g. ``Intervals.merged()`` of a trials table). A spike is used only when its
+        whole window ``[t + start, t + stop]`` lies inside one interval; the others are
+        counted in ``n_unused``. None: the whole recording.
 
     Returns
     -------
@@ -497,6 +524,7 @@ def spike_triggered_average(
         outside=outside,
         max_sweep_bytes=max_sweep_bytes,
         chunk_bytes=chunk_bytes,
+        intervals=intervals,
     )
     if isinstance(spike_times, Mapping):
         return spike_triggered_averages(emg, spike_times, **kwargs)

@@ -138,8 +138,9 @@ def _fragment_test(d: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np
 
 
 def _signal_for(sta: STAResult, emg: Any) -> SignalInput:
+    intervals = getattr(sta, "intervals", None)
     if emg is not None:
-        sig = as_signal(emg, sta.rate, sta.t_start)
+        sig = as_signal(emg, sta.rate, sta.t_start, intervals=intervals)
         if not np.isclose(sig.rate, sta.rate) or sig.n_muscles != sta.n_muscles:
             raise InputError(
                 f"emg ({sig.n_muscles} muscles at {sig.rate} Hz) is not the EMG of this STA "
@@ -152,7 +153,7 @@ def _signal_for(sta: STAResult, emg: Any) -> SignalInput:
             "per-spike statistics need the EMG the STA was computed from: pass emg=...",
             obj="sta",
         )
-    return as_signal(sta.source, sta.rate, sta.t_start)
+    return as_signal(sta.source, sta.rate, sta.t_start, intervals=intervals)
 
 
 def _per_spike_difference(
@@ -188,7 +189,8 @@ def _per_spike_difference(
             lo = np.concatenate([lo, test[0] + shifts, base[0] + shifts])
             hi = np.concatenate([hi, test[1] + 1 + shifts, base[1] + 1 + shifts])
             direct = np.concatenate([direct, np.repeat(comb_weights, n, axis=1)], axis=1)
-    ok = (starts + lo.min() - reach >= 0) & (starts + hi.max() + reach <= signal.n_times)
+    first = int(lo.min()) - reach
+    ok = signal.windows_fit(starts + first, int(hi.max()) + reach - first)
     out = np.full((len(starts), signal.n_muscles), np.nan)
     order = np.argsort(starts[ok], kind="stable")
     idx = np.flatnonzero(ok)[order]
