@@ -679,7 +679,8 @@ class ConditioningChoice:
     asked
         What was asked: "auto", "raw" or "envelope".
     reason
-        Why, in one sentence.
+        Why, the end of a sentence whose subject is the EMG ("has 93% of its power above
+        20 Hz ...").
     settings
         Keyword arguments of :func:`condition_emg` that run this chain.
     measurements
@@ -712,8 +713,9 @@ class ConditioningChoice:
             parts.append(f"low-pass {s['lowpass']:g} Hz" if s.get("lowpass") else "no low-pass")
             parts.append(f"resample to {s['resample']:g} Hz" if s.get("resample") else "rate kept")
             what = ", ".join(parts)
-        how = "chosen from the data" if self.asked == "auto" else "as asked"
-        return f"{self.chain} chain ({what}), {how}: {self.reason}"
+        if self.asked == "auto":
+            return f"{self.chain} chain ({what}), chosen from the data: the EMG {self.reason}"
+        return f"{self.chain} chain ({what}), as asked"
 
 
 def _check_chain(chain: Any) -> str:
@@ -770,20 +772,21 @@ def choose_conditioning(
     elif emg.rate < MIN_RAW_RATE:
         chain = "envelope"
         reason = (
-            f"sampled at {emg.rate:g} Hz, too slowly for raw EMG (whose power lies at "
+            f"is sampled at {emg.rate:g} Hz, too slowly for raw EMG (whose power lies at "
             f"{EMG_BAND_LOW:g}-500 Hz): taken for an envelope"
         )
     elif share < ENVELOPE_SHARE:
         chain = "envelope"
+        pct = f"{100 * share:.1f}%" if share >= 5e-4 else "less than 0.1%"
         reason = (
-            f"only {100 * share:.1f}% of its power lies above {EMG_BAND_LOW:g} Hz (raw EMG: "
-            f"most of it): smooth, taken for an envelope"
+            f"has {pct} of its power above {EMG_BAND_LOW:g} Hz (raw EMG: most of it): smooth, "
+            "taken for an envelope"
         )
     elif info.nonnegative and float(np.median(info.mean_to_sd)) < _MAX_MEAN_TO_SD:
         chain = "envelope"
         reason = (
-            "broadband but never negative: taken for rectified EMG (rectified again and "
-            "high-passed it would lose its envelope)"
+            "is broadband but never negative: taken for rectified EMG (high-passed and "
+            "rectified again it would lose its envelope)"
         )
     else:
         chain = "raw"

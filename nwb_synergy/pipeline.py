@@ -284,7 +284,7 @@ def inspect_step(
     log.info("EMG conditioning: %s", choice.describe())
     info.conditioning = choice
     if choice.chain == "envelope" and choice.asked == "auto":
-        notes.append(f"the EMG looks like an envelope: {choice.reason}; envelope chain used")
+        notes.append(f"envelope chain: the EMG {choice.reason}")
     t_first, t_stop = raw.t_start, raw.t_start + raw.duration
     for name in ("intervals", "cycles"):
         table = getattr(options, name)
@@ -760,17 +760,17 @@ def _check_after_reading(
     notes, overwrite = kw["notes"], kw["overwrite"]
     if do_sta and info.conditioning is not None and info.conditioning.chain == "envelope":
         why = (
-            f"the EMG is an envelope ({info.conditioning.reason}): spike-triggered averages "
-            "need the raw EMG, high-pass filtered and rectified at its full rate"
+            "spike-triggered averages need the raw EMG, high-pass filtered and rectified at "
+            "its full rate, and this EMG is an envelope"
         )
         if not options.methods:
             raise InputError(
-                why + "; nothing to average (if it is raw EMG after all, pass "
-                "conditioning='raw', --conditioning raw)",
+                f"{why} (it {info.conditioning.reason}); nothing to average (if it is raw EMG "
+                "after all, pass conditioning='raw', on the command line --conditioning raw)",
                 file=path,
                 obj=", ".join(info.emg_series) or "EMG",
             )
-        notes.append(why + "; synergies only, no STA")
+        notes.append(why + ": synergies only, no STA")
         do_sta = False
     if info.group_by is not None:
         planned = _group_result_names(info, options)
