@@ -791,7 +791,7 @@ def choose_conditioning(
     else:
         chain = "raw"
         sign = f"{100 * float(np.median(info.negative_share)):.0f}% of samples negative"
-        reason = f"{100 * share:.0f}% of its power lies above {EMG_BAND_LOW:g} Hz ({sign}): raw EMG"
+        reason = f"has {100 * share:.0f}% of its power above {EMG_BAND_LOW:g} Hz ({sign}): raw EMG"
     if chain == "envelope":
         settings = _envelope_settings(emg, settings, info)
     return ConditioningChoice(chain, asked, reason, settings, info.record())
