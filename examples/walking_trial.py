@@ -1,4 +1,4 @@
-"""A real walking trial end to end: CSV -> NWB -> conditioning -> NMF + RLVM -> K -> figures.
+"""A real walking trial end to end: CSV -> NWB -> conditioning -> NMF + RLVM -> cycles -> figures.
 
 The data are the example trial of the R package musclesyneRgies (A. Santuz, MIT licence): raw
 surface EMG of 13 right-leg muscles at 1 kHz during treadmill walking, with the touchdown and
@@ -12,10 +12,14 @@ Steps:
    as a TimeIntervals table, subject and licence metadata);
 2. check our conditioning against musclesyneRgies's own: the package ships the same trial
    filtered and time-normalised (3 cycles x 200 points); our envelopes, normalised to the same
-   stance/swing grid, should correlate with theirs at r > 0.99 per cycle;
-3. extract NMF and RLVM synergies, the number chosen by musclesyneRgies's rule (the smallest K
-   from which the R^2-vs-K curve is a straight line), write them into NWB;
-4. draw the figures from the results file (activations with the touchdowns marked).
+   stance/swing grid by :func:`nwb_synergy.cycles.normalize_cycles` (100 + 100 points, split at the
+   lift-off), should correlate with theirs at r > 0.99 per cycle;
+3. extract NMF and RLVM synergies from the EMG of the gait cycles (``cycles="gait_cycles"``),
+   the number chosen by musclesyneRgies's rule (the smallest K from which the R^2-vs-K curve
+   is a straight line), write them into NWB; their activations are time-normalised per cycle
+   and described by their full width at half maximum and centre of activity;
+4. draw the figures from the results file (activations with the touchdowns marked, and the
+   cycle-averaged activations).
 
 Run ``python examples/walking_trial.py --help`` for the options.
 """
@@ -33,32 +37,6 @@ DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "musclesynergies_walking
 TRIAL = "ID0012_TW_01"
 
 
-def cycle_normalise(times: np.ndarray, x: np.ndarray, touchdown, liftoff, points: int = 100):
-    """Each cycle's stance and swing interpolated to ``points`` samples each.
-
-    Parameters
-    ----------
-    times
-        Sample times (n_times,) in s.
-    x
-        Signals (n_times, n_channels).
-    touchdown, liftoff
-        Gait events (n_cycles + 1,) and (n_cycles + 1,): cycle i runs from touchdown[i] to
-        touchdown[i + 1], with its lift-off at liftoff[i].
-
-    Returns
-    -------
-    ndarray (n_cycles, 2 * points, n_channels)
-    """
-    out = []
-    for i in range(len(touchdown) - 1):
-        stance = np.linspace(touchdown[i], liftoff[i], points, endpoint=False)
-        swing = np.linspace(liftoff[i], touchdown[i + 1], points, endpoint=False)
-        grid = np.concatenate([stance, swing])
-        out.append(np.column_stack([np.interp(grid, times, x[:, m]) for m in range(x.shape[1])]))
-    return np.asarray(out)
-
-
 def conditioning_check(data_dir: Path, emg) -> np.ndarray:
     """Correlation of our envelopes with musclesyneRgies's filtered data, per reference cycle.
 
@@ -68,6 +46,7 @@ def conditioning_check(data_dir: Path, emg) -> np.ndarray:
     import pandas as pd
 
     from nwb_synergy import condition_emg
+    from nwb_synergy.cycles import normalize_cycles
 
     ref = pd.read_csv(data_dir / f"{TRIAL}_filtered_normalized.csv")
     ref = ref[[m for m in emg.muscle_names]].to_numpy()
@@ -75,9 +54,10 @@ def conditioning_check(data_dir: Path, emg) -> np.ndarray:
     # the same filters (high-pass 50 Hz, rectify, low-pass 20 Hz), kept at 1 kHz for the
     # time normalisation; amplitude normalisation does not change a correlation
     env = condition_emg(emg, resample=None, subtract_min=False, normalize=None)
-    ours = cycle_normalise(
-        env.times, env.to_numpy(), cycles["touchdown_s"].to_numpy(), cycles["liftoff_s"].to_numpy()
-    )
+    touchdown = cycles["touchdown_s"].to_numpy()
+    ours = normalize_cycles(
+        env, touchdown, phase_starts=cycles["liftoff_s"].to_numpy()[:-1], points=(100, 100)
+    ).data
     best = []
     for j in range(ref.shape[0] // 200):
         theirs = ref[200 * j : 200 * (j + 1)]
@@ -133,17 +113,25 @@ def main(argv: list[str] | None = None) -> dict | None:
         args.out / "walking_results.nwb",
         overwrite=True,
         selection="linear_fit",
+        cycles="gait_cycles",
         progress=not args.quiet,
         **fast,
     )
     say("3. " + results.summary_text().replace("\n", "\n   "))
+    metrics = {m: results.cycles.metrics[m].to_frame() for m in results.cycles.metrics}
 
     figures = report(results.output, args.out / "figures", formats=("png",))
     say(
         f"4. {len(figures)} figures in {args.out / 'figures'}: "
         + ", ".join(p.name for p in figures)
     )
-    return {"nwb": nwb_path, "conditioning_r": r, "results": results, "figures": figures}
+    return {
+        "nwb": nwb_path,
+        "conditioning_r": r,
+        "results": results,
+        "cycle_metrics": metrics,
+        "figures": figures,
+    }
 
 
 if __name__ == "__main__":
