@@ -373,3 +373,34 @@ def test_group_values_become_valid_object_names():
     assert group_suffix("nmf", "reach") == "NMF_reach"
     assert group_suffix("rlvm", "left/up 45°") == "RLVM_left_up_45"
     assert group_suffix("nmf", 2.0) == "NMF_2.0"
+
+
+def test_figures_of_groups_are_drawn_apart_and_say_what_they_show(grouped, tmp_path):
+    from nwb_synergy.io.intervals import read_contexts
+    from nwb_synergy.plot import context_title, report
+
+    contexts = read_contexts(grouped.output)
+    assert context_title(contexts["NMF"]) == "22 intervals of trials"
+    assert context_title(contexts["NMF_reach"]) == "trials with condition = reach (11 intervals)"
+    np.testing.assert_allclose(contexts["NMF_grasp"]["group"]["starts"], STARTS[1::2])
+    names = {p.name for p in report(grouped.output, tmp_path, formats=("png",))}
+    for value in ("reach", "grasp"):
+        assert {f"synergies_condition_{value}.png", f"activations_condition_{value}.png"} <= names
+    assert {"synergies.png", "activations.png"} <= names
+
+
+def test_command_line_flags_reach_the_analysis(condition_file, capsys):
+    from nwb_synergy.cli import main
+
+    folder, path = condition_file
+    out = folder / "cli.nwb"
+    args = ["extract", str(path), "-o", str(out), "--method", "nmf", "--n-synergies", "3"]
+    args += ["--intervals", "trials", "--group-by", "condition", "--conditioning", "raw"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "conditioning: raw chain (high-pass, rectify, low-pass, resample), as asked" in text
+    assert "restricted to the 22 intervals of 'trials'" in text
+    assert "NMF grasp vs reach: matched cosine" in text
+    assert "MuscleSynergyNMF_reach" in text and "SynergyGroupComparison" in text
+    # STAs alone take --intervals but not --group-by (synergies only): a usage error
+    assert main(["sta", str(path), "--group-by", "condition"]) == 2
