@@ -221,10 +221,6 @@ class AnalysisOptions:
         if self.group_by is not None and not methods:
             raise InputError("grouping applies to synergies: no method asked", obj="group_by")
 
-    def settings(self) -> dict[str, Any]:
-        """The :func:`~nwb_synergy.condition_emg` keywords of the chain (``chain`` left out)."""
-        return {k: v for k, v in self.conditioning.items() if k != "chain"}
-
     def model_options(self, method: str, n_synergies: int | str) -> dict[str, Any]:
         """Keyword arguments of the ``method``'s estimator for ``n_synergies``."""
         options = dict(self.nmf_options if method == "nmf" else self.rlvm_options)
@@ -432,14 +428,12 @@ def cycle_step(
 
     cycles = info.cycles
     out = CycleResults(table=cycles.name, phase_column=cycles.phase_column)
-    times = synergies.activation_times()
     for method, model in synergies.models.items():
         activations = np.asarray(model.activations_, dtype=float)
-        if synergies.segments is not None:
+        t0 = synergies.envelope.t_start
+        if synergies.segments is not None:  # NaN between the segments: no cycle spans them
             activations = synergies.segments.fill(activations)
             t0 = synergies.segments.grid_t_start
-        else:
-            t0 = float(times[0])
         data = normalize_cycles(
             activations,
             cycles,

@@ -94,12 +94,6 @@ class SynergyResults:
     negcps: Any = None
     segments: Any = None
 
-    def activation_times(self) -> np.ndarray:
-        """(n_times,) time of each row of the activations, seconds."""
-        if self.segments is not None:
-            return self.segments.times
-        return self.envelope.times
-
     def negcp_mask(self) -> np.ndarray | None:
         """Boolean (n_muscles, K) of the RLVM NegCps, or None."""
         return None if self.negcps is None else np.asarray(self.negcps.mask, dtype=bool)
