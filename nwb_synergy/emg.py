@@ -50,9 +50,9 @@ smoothness) and picks:
   non-negative values) for signals sampled below 200 Hz, signals with less than half of their
   power above 20 Hz, and non-negative broadband signals (rectified, not yet smoothed EMG).
 
-The choice and its reason are kept (:class:`ConditioningChoice`): logged, first in the
-returned EMG's ``history`` (so in the provenance of every result) and in the pipeline's
-summary.
+The choice and its reason are kept (:class:`ConditioningChoice`): logged, recorded in the
+returned EMG's ``history`` before the conditioning steps (so in the provenance of every
+result) and stated in the pipeline's summary.
 
 Segments
 --------
@@ -844,7 +844,7 @@ def condition_emg(
         from the data (:func:`choose_conditioning`); "envelope": no high-pass and no
         rectification, low-pass and resampling only as needed. A
         :class:`ConditioningChoice` runs the chain it holds. Except for "raw", the choice is
-        logged and recorded first in ``history``.
+        recorded in ``history`` before the steps (and logged when made here).
     highpass, highpass_order
         Butterworth high-pass cutoff (Hz) and order, zero-phase; None to skip.
     rectify
@@ -889,9 +889,9 @@ def condition_emg(
     history = list(emg.history)
     if isinstance(chain, ConditioningChoice) or chain != "raw":
         choice = chain if isinstance(chain, ConditioningChoice) else None
-        if choice is None:
+        if choice is None:  # chosen here: say so (a choice passed in was reported already)
             choice = choose_conditioning(emg, _check_chain(chain), **settings)
-        log.info("EMG conditioning: %s", choice.describe())
+            log.info("EMG conditioning: %s", choice.describe())
         settings = dict(choice.settings)
         history.append(choice.record())
     _check_normalization(settings["normalize"])
@@ -1030,7 +1030,7 @@ def condition_segments(
         choice = chain if isinstance(chain, ConditioningChoice) else None
         if choice is None:
             choice = choose_conditioning(emg, _check_chain(chain), **full)
-        log.info("EMG conditioning: %s", choice.describe())
+            log.info("EMG conditioning: %s", choice.describe())
         full = dict(choice.settings)
         history.append(choice.record())
     _check_normalization(full["normalize"])
