@@ -161,13 +161,20 @@ def test_activations_keep_their_times_and_are_zero_between_trials(trial_file):
         nwbfile = io.read()
         act = nwbfile.processing["behavior"]["SynergyActivationNMF"]
         data, rate, t0 = act.data[:], act.rate, act.starting_time
-        description = nwbfile.processing["behavior"]["MuscleSynergyNMF"].description
+        table = nwbfile.processing["behavior"]["MuscleSynergyNMF"]
+        description = table.description
+        vaf = table.variance_accounted_for[:]
     assert rate == 100.0 and t0 == pytest.approx(STARTS[0])
     times = t0 + np.arange(len(data)) / rate
     inside = in_trials(times)
     model = results.models["nmf"]
     assert np.allclose(data[inside], model.activations_, atol=1e-6 * model.activations_.max())
     assert np.all(data[~inside] == 0)
+    # each synergy's VAF is that of the trials' samples alone (the gaps do not count)
+    x = results.envelope.data
+    for k in range(len(vaf)):
+        residual = x - np.outer(model.activations_[:, k], model.weights_[:, k])
+        assert vaf[k] == pytest.approx(1 - np.sum(residual**2) / np.sum(x**2), rel=1e-6)
     assert "the 22 intervals of table 'trials' (44.0 s)" in description
     assert "set to 0 outside those intervals" in description
 
