@@ -347,6 +347,84 @@ def _process_signal(
     return out
 
 
+class FilteredRows:
+    """Rows of filtered EMG computed on demand, for recordings that must not sit in memory.
+
+    ``view[a:b]`` reads the source rows ``a - margin .. b + margin`` (clipped to the
+    recording), runs the same filter steps as the whole-signal path on them and returns rows
+    ``a .. b``: the chunked driver's rule, so any slice equals the whole-signal result to about
+    1e-13 relative. Slices are what the spike-triggered averages read (in ordered chunks);
+    integer arrays and ``np.asarray(view)`` work too (the latter computes everything).
+
+    Parameters
+    ----------
+    emg
+        The source EMG (its ``data`` may be lazy, e.g. an h5py dataset).
+    steps
+        Filter and rectification steps, as in the chunked driver.
+    dtype
+        dtype of the rows returned (float64; float32 halves the memory of large reads).
+    """
+
+    def __init__(self, emg: EMG, steps: list, dtype: Any = np.float64):
+        self.emg = emg
+        self.steps = list(steps)
+        self.margin = sum(getattr(step, "settle", 0) for step in self.steps)
+        filters = [step for step in self.steps if isinstance(step, _Filter)]
+        self.need = max([f.padlen + 1 for f in filters] + [2])
+        self._dtype = np.dtype(dtype)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.emg.n_times, self.emg.n_muscles)
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    def __len__(self) -> int:
+        return self.emg.n_times
+
+    def _rows(self, start: int, stop: int) -> np.ndarray:
+        n = self.emg.n_times
+        lo, hi = max(0, start - self.margin), min(n, stop + self.margin)
+        if hi - lo <= self.need:  # a tiny block: widen it, as the chunked driver does
+            lo = max(0, hi - self.need - 1)
+            hi = min(n, lo + self.need + 1)
+        block = _read(self.emg.data, lo, hi)
+        for step in self.steps:
+            block = step.apply(block) if isinstance(step, _Filter) else step(block)
+        return np.asarray(block[start - lo : stop - lo], dtype=self._dtype)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
+        n = self.emg.n_times
+        if isinstance(rows, (int, np.integer)):
+            i = int(rows) + (n if rows < 0 else 0)
+            return self._rows(i, i + 1)[0][cols]
+        if isinstance(rows, slice):
+            start, stop, step = rows.indices(n)
+            if stop <= start:
+                return np.empty((0, self.emg.n_muscles), dtype=self._dtype)[:, cols]
+            return self._rows(start, stop)[::step][:, cols]
+        idx = np.arange(n)[rows]
+        if idx.size == 0:
+            return np.empty((0, self.emg.n_muscles), dtype=self._dtype)[:, cols]
+        first = int(idx.min())
+        return self._rows(first, int(idx.max()) + 1)[idx - first][:, cols]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = np.empty(self.shape, dtype=self._dtype)
+        for start in range(0, self.emg.n_times, _DEFAULT_CHUNK):
+            stop = min(self.emg.n_times, start + _DEFAULT_CHUNK)
+            out[start:stop] = self._rows(start, stop)
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
 def _check_flat(emg: EMG, lo: np.ndarray, hi: np.ndarray) -> None:
     flat = np.flatnonzero(hi <= lo)
     if flat.size:
@@ -369,6 +447,7 @@ def highpass_rectify(
     order: int = 4,
     chunk_size: int | None = None,
     out: Any = None,
+    lazy: bool = False,
 ) -> EMG:
     """Rectified high-passed EMG at the full rate (the input of spike-triggered averages).
 
@@ -386,6 +465,11 @@ def highpass_rectify(
     out
         Optional array-like (n_times, n_muscles) to write into (e.g. an h5py dataset), for
         recordings larger than memory.
+    lazy
+        Compute nothing now: ``data`` is a :class:`FilteredRows` that filters the rows it is
+        asked for (with margins, the same numbers to about 1e-13), so a long recording read
+        lazily is never held in memory whole. The recording is still checked for NaN and flat
+        channels only when rows are read.
 
     Returns
     -------
@@ -394,8 +478,12 @@ def highpass_rectify(
     """
     emg = _as_emg(emg, rate)
     hp = _make_filter(emg, "highpass", cutoff, order)
-    data = _process_signal(emg, [hp, _rectify], None, chunk_size, out)
     history = [*emg.history, hp.record(), {"step": "rectify", "kind": "full-wave"}]
+    if lazy:
+        if emg.n_times <= hp.padlen:
+            raise _error(emg, f"too short for the filters: {emg.n_times} samples")
+        return emg.replace(data=FilteredRows(emg, [hp, _rectify]), history=history)
+    data = _process_signal(emg, [hp, _rectify], None, chunk_size, out)
     return emg.replace(data=data, history=history)
 
 

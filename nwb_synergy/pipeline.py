@@ -73,6 +73,9 @@ DEFAULT_CONDITIONING: dict[str, Any] = {
 }
 #: default spike-triggered-average window, seconds
 DEFAULT_WINDOW = (-0.03, 0.05)
+#: bytes of raw EMG the conditioning and the STAs read at a time: the raw recording is never
+#: in memory whole (read lazily, conditioned in chunks, high-passed per chunk for the STAs)
+CHUNK_BYTES = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -176,10 +179,10 @@ class AnalysisOptions:
 
 
 def read_step(nwbfile, info: SessionInfo, options: AnalysisOptions) -> EMG:
-    """Read the raw EMG (in volts) and describe it in ``info``."""
+    """Read the raw EMG (in volts, lazily: rows are read when used) and describe it in ``info``."""
     from .io.read import read_emg
 
-    raw = read_emg(nwbfile, options.emg_name, min_muscles=2 if options.methods else 1)
+    raw = read_emg(nwbfile, options.emg_name, min_muscles=2 if options.methods else 1, load=False)
     if raw.source is not None and raw.source.file is None:
         raw.source = dataclasses.replace(raw.source, file=str(info.source))
     info.emg_series = list(dict.fromkeys(raw.source.series_names)) if raw.source else []
@@ -190,10 +193,16 @@ def read_step(nwbfile, info: SessionInfo, options: AnalysisOptions) -> EMG:
 
 
 def condition_step(raw: EMG, options: AnalysisOptions) -> EMG:
-    """The envelopes the synergies are fitted on (:func:`~nwb_synergy.condition_emg`)."""
+    """The envelopes the synergies are fitted on (:func:`~nwb_synergy.condition_emg`).
+
+    The raw EMG is read and filtered :data:`CHUNK_BYTES` at a time (unless the options set
+    ``chunk_size``); only the envelopes, at their lower rate, are held whole.
+    """
     from .emg import condition_emg
 
-    return condition_emg(raw, **options.conditioning)
+    settings = dict(options.conditioning)
+    settings.setdefault("chunk_size", max(1 << 14, CHUNK_BYTES // (8 * raw.n_muscles)))
+    return condition_emg(raw, **settings)
 
 
 def synergy_step(envelope: EMG, options: AnalysisOptions, notes: list[str]) -> SynergyResults:
@@ -251,7 +260,8 @@ def sta_step(nwbfile, raw: EMG, options: AnalysisOptions, notes: list[str]) -> S
     from .sta import muscle_field, post_spike_effects, spike_triggered_average
 
     trains = read_spike_trains(nwbfile)
-    hp = highpass_rectify(raw, cutoff=options.conditioning.get("highpass") or 50.0)
+    # lazy: the STAs read the rectified high-passed EMG in ordered chunks, each filtered when read
+    hp = highpass_rectify(raw, cutoff=options.conditioning.get("highpass") or 50.0, lazy=True)
     out = STAResults(emg=hp, spike_trains=trains)
     t_end = hp.t_start + hp.n_times / hp.rate
     usable = {}
@@ -267,9 +277,8 @@ def sta_step(nwbfile, raw: EMG, options: AnalysisOptions, notes: list[str]) -> S
             )
         usable[uid] = spikes
     # all units at once: one pass over the EMG for the averages, one for the effects
-    stas = spike_triggered_average(
-        hp, usable, outside="exclude", keep_sweeps=False, **options.sta_options
-    )
+    sta_options = {"chunk_bytes": CHUNK_BYTES, **options.sta_options}
+    stas = spike_triggered_average(hp, usable, outside="exclude", keep_sweeps=False, **sta_options)
     for uid in list(stas):
         if stas[uid].n_used == 0:
             notes.append(f"unit {uid}: no spike with a full window; skipped")
