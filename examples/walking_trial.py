@@ -8,7 +8,7 @@ when they are absent.
 
 Steps:
 
-1. convert the CSV files to NWB (EMG as int16 ADC counts with a conversion to volts, gait cycles
+1. convert the CSV files to NWB (EMG as float32 microvolts with a conversion to volts, gait cycles
    as a TimeIntervals table, subject and licence metadata);
 2. check our conditioning against musclesyneRgies's own: the package ships the same trial
    filtered and time-normalised (3 cycles x 200 points); our envelopes, normalised to the same

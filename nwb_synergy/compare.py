@@ -13,6 +13,18 @@ Two measures of the whole set complement the per-pair ones:
   largest first), which do not depend on how each set is rotated inside its span;
 * subspace similarity, the mean of ``cos^2`` of the principal angles (1 for the same span,
   0 for orthogonal spans).
+
+Units
+-----
+Cosines and principal angles depend on the scale of each muscle, so two sets must be compared
+in the same units. Conditioning (:func:`~nwb_synergy.condition_emg`) divides each muscle's
+envelope by a per-muscle scale (its maximum by default) before the factorization, so fitted
+weights are in those *conditioned* units while, e.g., a simulator's truth is in the source's
+units. :func:`conditioning_scale` gives the per-muscle scale a conditioning applied (from the
+envelope, the results or the provenance stored in the NWB file), and
+:func:`weights_in_conditioned_units` / :func:`weights_in_source_units` convert weights between
+the two. The package scores against a truth in conditioned units (the truth divided by the
+scale), i.e. in the units the factorization saw.
 """
 
 from __future__ import annotations
@@ -98,6 +110,122 @@ def _as_weights(x: Any, name: str) -> np.ndarray:
             f"synergy column(s) {np.flatnonzero(norms == 0).tolist()} are all zero", obj=name
         )
     return w
+
+
+def conditioning_scale(source: Any) -> np.ndarray:
+    """The per-muscle factor by which conditioning divided the envelopes, (n_muscles,).
+
+    Read from the ``"normalize"`` records of a processing history (the product when there are
+    several; ones when the envelopes were not normalised).
+
+    Parameters
+    ----------
+    source
+        An :class:`~nwb_synergy.EMG` (its ``history``), anything with an ``envelope`` EMG
+        (:class:`~nwb_synergy.results.SessionResults`, ``SynergyResults``), a history (list of
+        step records), or a synergy table's provenance (dict, or its JSON text, with the history
+        under ``"conditioning"``, as :func:`~nwb_synergy.io.write.write_synergies` stores it).
+
+    Returns
+    -------
+    np.ndarray
+        (n_muscles,) positive scale; weights fitted on the envelopes times this scale are in
+        the units of the envelopes before normalisation.
+
+    Raises
+    ------
+    InputError
+        No history found, or a scale that is not positive and finite.
+    """
+    import json
+
+    obj = source
+    if isinstance(obj, (str, bytes)):
+        obj = json.loads(obj)
+    if getattr(obj, "envelope", None) is not None:
+        obj = obj.envelope
+    if hasattr(obj, "history") and hasattr(obj, "n_muscles"):
+        history, n_muscles = obj.history, obj.n_muscles
+    elif isinstance(obj, dict) and "conditioning" in obj:
+        history, n_muscles = obj["conditioning"], None
+    elif isinstance(obj, (list, tuple)):
+        history, n_muscles = obj, None
+    else:
+        raise InputError(
+            "needs an EMG, results with an envelope, a history or a provenance dict with "
+            f"'conditioning'; got {type(source).__name__}",
+            obj="source",
+        )
+    scales = [
+        np.asarray(step["scale"], dtype=float)
+        for step in history
+        if isinstance(step, dict) and step.get("step") == "normalize"
+    ]
+    if not scales:
+        if n_muscles is None:
+            raise InputError(
+                "the history has no 'normalize' step and does not say how many muscles",
+                obj="source",
+            )
+        return np.ones(n_muscles)
+    scale = np.prod(np.stack(scales), axis=0)
+    if not np.all(np.isfinite(scale) & (scale > 0)):
+        raise InputError("the conditioning scale is not positive and finite", obj="source")
+    return scale
+
+
+def _scaled(weights: Any, scale: Any, power: int) -> np.ndarray:
+    w = np.asarray(getattr(weights, "weights_", weights), dtype=float)
+    s = np.asarray(scale, dtype=float).reshape(-1)
+    if w.ndim != 2 or w.shape[0] != s.size:
+        raise InputError(
+            f"weights of shape {w.shape} and a scale of {s.size} muscles do not match",
+            obj="scale",
+        )
+    return w * (s[:, None] ** power)
+
+
+def weights_in_source_units(weights: Any, scale: Any) -> np.ndarray:
+    """Weights fitted on conditioned envelopes, expressed in the source's units.
+
+    Each muscle's row multiplied by its conditioning scale (:func:`conditioning_scale`):
+    ``weights_in_source_units(W, s) @ h`` is the envelope before normalisation.
+
+    Parameters
+    ----------
+    weights
+        (n_muscles, K) array or a fitted model (``weights_``).
+    scale
+        (n_muscles,) conditioning scale.
+
+    Returns
+    -------
+    np.ndarray
+        (n_muscles, K); columns are not renormalised.
+    """
+    return _scaled(weights, scale, 1)
+
+
+def weights_in_conditioned_units(weights: Any, scale: Any) -> np.ndarray:
+    """Weights in the source's units (e.g. a simulated truth) as the factorization sees them.
+
+    Each muscle's row divided by its conditioning scale (:func:`conditioning_scale`): the
+    inverse of :func:`weights_in_source_units`. Compare fitted weights with a truth converted
+    this way.
+
+    Parameters
+    ----------
+    weights
+        (n_muscles, K) array or a fitted model (``weights_``).
+    scale
+        (n_muscles,) conditioning scale.
+
+    Returns
+    -------
+    np.ndarray
+        (n_muscles, K); columns are not renormalised.
+    """
+    return _scaled(weights, scale, -1)
 
 
 def match_columns(reference: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -33,6 +33,8 @@ DEMO_ANALYSIS: dict[str, Any] = {
     "rlvm_options": {"l1": 0.1, "n_restarts": 4},
     "negcp_options": {"n_boot": 0},
 }
+#: the units in which synergies are scored against a simulated truth
+SCORE_UNITS = "conditioned (each muscle divided by its conditioning scale, truth too)"
 DEMO_NOTE = (
     "demo settings: RLVM L1 weight fixed at 0.1 (l1='auto' picks 0.03 here and keeps a fifth, "
     "weak synergy), NegCps guarded by consistency over 4 restarts without the bootstrap; "
@@ -76,21 +78,30 @@ class DemoResult:
 def score_against_truth(session, results) -> dict[str, Any]:
     """Compare the results of :func:`analyze_session` with a simulated session's truth.
 
+    The synergies are scored in the units they were fitted in: the true weights (in the
+    simulator's envelope units, proportional to volts) are divided by the per-muscle scale the
+    conditioning applied (:func:`~nwb_synergy.compare.conditioning_scale`), as the envelopes
+    were, before cosines and principal angles are taken.
+
     Returns
     -------
     dict
-        ``k_true``; per method ``k`` and ``matched_cosine`` (mean cosine of the optimally
-        matched pairs, truth vs found) and ``subspace_similarity``; ``negcp``: planted, found,
+        ``k_true``; ``units`` (:data:`SCORE_UNITS`); per method ``k`` and ``matched_cosine``
+        (mean cosine of the optimally matched pairs, truth vs found) and
+        ``subspace_similarity``; ``negcp``: planted, found,
         correct (a found NegCp is correct when its muscle carries a planted NegCp in the true
         synergy its synergy was matched to); ``effects``: planted pairs, found planted pairs
         (right sign), wrong sign, false pairs, units with effects planted and found;
         ``correspondence_p``.
     """
-    from .compare import compare_synergies
+    from .compare import compare_synergies, conditioning_scale, weights_in_conditioned_units
 
-    scores: dict[str, Any] = {"k_true": session.n_synergies}
+    scores: dict[str, Any] = {"k_true": session.n_synergies, "units": SCORE_UNITS}
+    truth = session.weights
+    if results.envelope is not None:
+        truth = weights_in_conditioned_units(truth, conditioning_scale(results.envelope))
     for name, model in results.models.items():
-        comp = compare_synergies(session.weights, model.weights_)
+        comp = compare_synergies(truth, model.weights_)
         scores[name] = {
             "k": int(model.weights_.shape[1]),
             "matched_cosine": float(comp.mean_cosine),
@@ -161,13 +172,16 @@ def format_summary(session, results, scores: dict[str, Any], paths: dict[str, An
     for name in ("nmf", "rlvm"):
         if name in scores:
             row(f"synergies, {name.upper()}", f"K = {scores[name]['k']}", f"K = {scores['k_true']}")
+    units_said = False  # the units of the scores, on the first match row
     for name in ("nmf", "rlvm"):
         if name in scores:
             s = scores[name]
             row(
                 f"match to truth, {name.upper()}",
                 f"cosine {s['matched_cosine']:.3f}, subspace {s['subspace_similarity']:.3f}",
+                "" if units_said else "(truth / each muscle's scale)",
             )
+            units_said = True
     neg = scores["negcp"]
     if "rlvm" in scores:
         row("NegCps, RLVM", f"{neg['found']} ({neg['correct']} correct)", str(neg["planted"]))

@@ -378,6 +378,101 @@ def _process_signal(
     return out
 
 
+class FilteredRows:
+    """Rows of filtered EMG computed on demand, for recordings that must not sit in memory.
+
+    ``view[a:b]`` reads the source rows ``a - margin .. b + margin`` (clipped to the
+    recording), runs the same filter steps as the whole-signal path on them and returns rows
+    ``a .. b``: the chunked driver's rule, so any slice equals the whole-signal result to about
+    1e-13 relative. Slices are what the spike-triggered averages read (in ordered chunks);
+    integer arrays and ``np.asarray(view)`` work too (the latter computes everything).
+
+    Parameters
+    ----------
+    emg
+        The source EMG (its ``data`` may be lazy, e.g. an h5py dataset).
+    steps
+        Filter and rectification steps, as in the chunked driver.
+    dtype
+        dtype of the rows returned (float64; float32 halves the memory of large reads).
+    segments
+        ``[first, stop)`` sample rows (m, 2), sorted and disjoint, each filtered as if it were
+        the whole recording (its own edges padded, nothing read outside it); rows outside
+        them are 0. None: the whole recording is one segment.
+    """
+
+    def __init__(
+        self, emg: EMG, steps: list, dtype: Any = np.float64, segments: np.ndarray | None = None
+    ):
+        self.emg = emg
+        self.steps = list(steps)
+        self.margin = sum(getattr(step, "settle", 0) for step in self.steps)
+        filters = [step for step in self.steps if isinstance(step, _Filter)]
+        self.need = max([f.padlen + 1 for f in filters] + [2])
+        self._dtype = np.dtype(dtype)
+        self.segments = None if segments is None else np.asarray(segments, dtype=np.int64)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.emg.n_times, self.emg.n_muscles)
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    def __len__(self) -> int:
+        return self.emg.n_times
+
+    def _rows(self, start: int, stop: int) -> np.ndarray:
+        if self.segments is None:
+            return self._segment_rows(start, stop, 0, self.emg.n_times)
+        out = np.zeros((stop - start, self.emg.n_muscles), dtype=self._dtype)
+        for first, end in self.segments.tolist():
+            a, b = max(start, first), min(stop, end)
+            if b > a:
+                out[a - start : b - start] = self._segment_rows(a, b, first, end)
+        return out
+
+    def _segment_rows(self, start: int, stop: int, first: int, end: int) -> np.ndarray:
+        """Rows ``start..stop`` of the segment ``[first, end)`` filtered as a whole."""
+        lo, hi = max(first, start - self.margin), min(end, stop + self.margin)
+        if hi - lo <= self.need:  # a tiny block: widen it, as the chunked driver does
+            lo = max(first, hi - self.need - 1)
+            hi = min(end, lo + self.need + 1)
+        block = _read(self.emg.data, lo, hi)
+        for step in self.steps:
+            block = step.apply(block) if isinstance(step, _Filter) else step(block)
+        return np.asarray(block[start - lo : stop - lo], dtype=self._dtype)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
+        n = self.emg.n_times
+        if isinstance(rows, (int, np.integer)):
+            i = int(rows) + (n if rows < 0 else 0)
+            return self._rows(i, i + 1)[0][cols]
+        if isinstance(rows, slice):
+            start, stop, step = rows.indices(n)
+            if stop <= start:
+                return np.empty((0, self.emg.n_muscles), dtype=self._dtype)[:, cols]
+            return self._rows(start, stop)[::step][:, cols]
+        idx = np.arange(n)[rows]
+        if idx.size == 0:
+            return np.empty((0, self.emg.n_muscles), dtype=self._dtype)[:, cols]
+        first = int(idx.min())
+        return self._rows(first, int(idx.max()) + 1)[idx - first][:, cols]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = np.empty(self.shape, dtype=self._dtype)
+        for start in range(0, self.emg.n_times, _DEFAULT_CHUNK):
+            stop = min(self.emg.n_times, start + _DEFAULT_CHUNK)
+            out[start:stop] = self._rows(start, stop)
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
 def _check_flat(emg: EMG, lo: np.ndarray, hi: np.ndarray) -> None:
     flat = np.flatnonzero(hi <= lo)
     if flat.size:
@@ -400,6 +495,7 @@ def highpass_rectify(
     order: int = 4,
     chunk_size: int | None = None,
     out: Any = None,
+    lazy: bool = False,
 ) -> EMG:
     """Rectified high-passed EMG at the full rate (the input of spike-triggered averages).
 
@@ -417,6 +513,11 @@ def highpass_rectify(
     out
         Optional array-like (n_times, n_muscles) to write into (e.g. an h5py dataset), for
         recordings larger than memory.
+    lazy
+        Compute nothing now: ``data`` is a :class:`FilteredRows` that filters the rows it is
+        asked for (with margins, the same numbers to about 1e-13), so a long recording read
+        lazily is never held in memory whole. The recording is still checked for NaN and flat
+        channels only when rows are read.
 
     Returns
     -------
@@ -425,8 +526,12 @@ def highpass_rectify(
     """
     emg = _as_emg(emg, rate)
     hp = _make_filter(emg, "highpass", cutoff, order)
-    data = _process_signal(emg, [hp, _rectify], None, chunk_size, out)
     history = [*emg.history, hp.record(), {"step": "rectify", "kind": "full-wave"}]
+    if lazy:
+        if emg.n_times <= hp.padlen:
+            raise _error(emg, f"too short for the filters: {emg.n_times} samples")
+        return emg.replace(data=FilteredRows(emg, [hp, _rectify]), history=history)
+    data = _process_signal(emg, [hp, _rectify], None, chunk_size, out)
     return emg.replace(data=data, history=history)
 
 
@@ -1078,7 +1183,7 @@ def condition_segments(
 
 
 def highpass_rectify_segments(
-    emg: EMG, spans: np.ndarray, *, cutoff: float = 50.0, order: int = 4
+    emg: EMG, spans: np.ndarray, *, cutoff: float = 50.0, order: int = 4, lazy: bool = False
 ) -> tuple[EMG, np.ndarray]:
     """Rectified high-passed EMG at the full rate, each segment filtered alone, zero elsewhere.
 
@@ -1091,6 +1196,9 @@ def highpass_rectify_segments(
         :meth:`~nwb_synergy.intervals.Intervals.merged`).
     cutoff, order
         Butterworth high-pass (zero-phase).
+    lazy
+        Compute nothing now: ``data`` is a :class:`FilteredRows` that filters the rows it is
+        asked for, segment by segment (the same numbers to about 1e-13).
 
     Returns
     -------
@@ -1106,18 +1214,11 @@ def highpass_rectify_segments(
     spans = np.asarray(spans, dtype=float).reshape(-1, 2)
     hp = _make_filter(emg, "highpass", cutoff, order)
     rows = sample_spans(spans, emg.rate, emg.t_start, emg.n_times)
-    need = max(hp.padlen + 1, hp.min_len)
-    out = np.zeros((emg.n_times, emg.n_muscles))
-    used = []
-    for first, stop in rows.tolist():
-        if stop - first < need:
-            continue
-        x = _read(emg.data, first, stop)
-        _check_block(emg, x, first)
-        out[first:stop] = np.abs(hp.apply(x))
-        # the last filtered sample closes the span: no window may read the zeros after it
-        used.append([emg.t_start + first / emg.rate, emg.t_start + (stop - 1) / emg.rate])
-    used_spans = np.asarray(used, dtype=float).reshape(-1, 2)
+    rows = rows[rows[:, 1] - rows[:, 0] >= max(hp.padlen + 1, hp.min_len)]
+    # the last filtered sample closes each span: no window may read the zeros after it
+    used = np.column_stack(
+        [emg.t_start + rows[:, 0] / emg.rate, emg.t_start + (rows[:, 1] - 1) / emg.rate]
+    ).reshape(-1, 2)
     history = [
         *emg.history,
         hp.record(),
@@ -1125,7 +1226,15 @@ def highpass_rectify_segments(
         {
             "step": "segments",
             "filters": "run on each segment alone (nothing leaks across joins)",
-            "spans_s": used_spans.tolist(),
+            "spans_s": used.tolist(),
         },
     ]
-    return emg.replace(data=out, history=history), used_spans
+    view = FilteredRows(emg, [hp, _rectify], segments=rows)
+    if lazy:
+        return emg.replace(data=view, history=history), used
+    out = np.zeros((emg.n_times, emg.n_muscles))
+    for first, stop in rows.tolist():
+        x = _read(emg.data, first, stop)
+        _check_block(emg, x, first)
+        out[first:stop] = np.abs(hp.apply(x))
+    return emg.replace(data=out, history=history), used

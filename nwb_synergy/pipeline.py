@@ -106,6 +106,9 @@ DEFAULT_CONDITIONING: dict[str, Any] = {
 }
 #: default spike-triggered-average window, seconds
 DEFAULT_WINDOW = (-0.03, 0.05)
+#: bytes of raw EMG the conditioning and the STAs read at a time: the raw recording is never
+#: in memory whole (read lazily, conditioned in chunks, high-passed per chunk for the STAs)
+CHUNK_BYTES = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -251,10 +254,10 @@ class AnalysisOptions:
 
 
 def read_step(nwbfile, info: SessionInfo, options: AnalysisOptions) -> EMG:
-    """Read the raw EMG (in volts) and describe it in ``info``."""
+    """Read the raw EMG (in volts, lazily: rows are read when used) and describe it in ``info``."""
     from .io.read import read_emg
 
-    raw = read_emg(nwbfile, options.emg_name, min_muscles=2 if options.methods else 1)
+    raw = read_emg(nwbfile, options.emg_name, min_muscles=2 if options.methods else 1, load=False)
     if raw.source is not None and raw.source.file is None:
         raw.source = dataclasses.replace(raw.source, file=str(info.source))
     info.emg_series = list(dict.fromkeys(raw.source.series_names)) if raw.source else []
@@ -309,18 +312,22 @@ def inspect_step(
 def condition_step(raw: EMG, options: AnalysisOptions, info: SessionInfo | None = None):
     """The envelopes the synergies are fitted on (:func:`~nwb_synergy.condition_emg`).
 
-    With intervals (or cycles) in ``info``, a :class:`~nwb_synergy.intervals.Segmented`: the
-    segments conditioned one by one and concatenated (:func:`~nwb_synergy.condition_segments`).
+    The raw EMG is read and filtered :data:`CHUNK_BYTES` at a time (unless the options set
+    ``chunk_size``); only the envelopes, at their lower rate, are held whole. With intervals
+    (or cycles) in ``info``, a :class:`~nwb_synergy.intervals.Segmented`: the segments
+    conditioned one by one (each read whole) and concatenated
+    (:func:`~nwb_synergy.emg.condition_segments`).
     """
     from .emg import condition_emg, condition_segments
 
+    settings = dict(options.conditioning)
+    settings.setdefault("chunk_size", max(1 << 14, CHUNK_BYTES // (8 * raw.n_muscles)))
     if info is None or info.conditioning is None:
-        return condition_emg(raw, **options.conditioning)
-    settings = {k: v for k, v in options.conditioning.items() if k == "chunk_size"}
+        return condition_emg(raw, **settings)
     restriction = info.restriction()
     if restriction is not None:
         return condition_segments(raw, restriction, chain=info.conditioning)
-    return condition_emg(raw, chain=info.conditioning, **settings)
+    return condition_emg(raw, chain=info.conditioning, chunk_size=settings["chunk_size"])
 
 
 def synergy_step(envelope: Any, options: AnalysisOptions, notes: list[str]) -> SynergyResults:
@@ -467,10 +474,13 @@ def sta_step(
     trains = read_spike_trains(nwbfile)
     cutoff = options.conditioning.get("highpass") or 50.0
     restriction = None if info is None else info.restriction()
+    # lazy: the STAs read the rectified high-passed EMG in ordered chunks, each filtered when read
     if restriction is None:
-        hp, spans = highpass_rectify(raw, cutoff=cutoff), None
+        hp, spans = highpass_rectify(raw, cutoff=cutoff, lazy=True), None
     else:
-        hp, spans = highpass_rectify_segments(raw, restriction.merged(), cutoff=cutoff)
+        hp, spans = highpass_rectify_segments(
+            raw, restriction.merged(), cutoff=cutoff, lazy=True
+        )
         if not len(spans):
             raise restriction.error("every interval is too short for the high-pass filter")
     out = STAResults(emg=hp, spike_trains=trains)
@@ -488,8 +498,9 @@ def sta_step(
             )
         usable[uid] = spikes
     # all units at once: one pass over the EMG for the averages, one for the effects
+    sta_options = {"chunk_bytes": CHUNK_BYTES, **options.sta_options}
     stas = spike_triggered_average(
-        hp, usable, outside="exclude", keep_sweeps=False, intervals=spans, **options.sta_options
+        hp, usable, outside="exclude", keep_sweeps=False, intervals=spans, **sta_options
     )
     where = "" if spans is None else f" inside the intervals of '{restriction.name}'"
     for uid in list(stas):

@@ -98,6 +98,12 @@ class SynergyResults:
         """Boolean (n_muscles, K) of the RLVM NegCps, or None."""
         return None if self.negcps is None else np.asarray(self.negcps.mask, dtype=bool)
 
+    def muscle_scale(self) -> np.ndarray:
+        """(n_muscles,) what conditioning divided each muscle by (ones without normalising)."""
+        from .compare import conditioning_scale
+
+        return conditioning_scale(self.envelope)
+
     def field_method(self) -> str | None:
         """The method whose synergies muscle fields are compared with (RLVM when it ran)."""
         return next((m for m in ("rlvm", "nmf") if m in self.models), None)

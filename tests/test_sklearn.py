@@ -20,7 +20,7 @@ from nwb_synergy.factorize.base import check_n_synergies
 from nwb_synergy.factorize.nmf import NMF
 from nwb_synergy.factorize.order import DEFAULT_SELECTION, select_n_synergies
 from nwb_synergy.factorize.rlvm import RLVM
-from nwb_synergy.pipeline import analyze_session
+from nwb_synergy.pipeline import AnalysisOptions
 from nwb_synergy.simulate import simulate_synergies
 
 torch = pytest.importorskip("torch")
@@ -251,6 +251,6 @@ def test_one_default_model_order_rule():
         NMF().selection,
         RLVM().selection,
         inspect.signature(select_n_synergies).parameters["method"].default,
-        inspect.signature(analyze_session).parameters["selection"].default,
+        AnalysisOptions().selection,
     }
     assert defaults == {DEFAULT_SELECTION}

@@ -86,6 +86,9 @@ SYNERGY_AXIS = {
 }
 #: L1 weights searched by ``l1="auto"`` (per unit of the RMS-normalised data)
 DEFAULT_L1_GRID = (0.003, 0.01, 0.03, 0.1, 0.3)
+#: samples the L1 path (and its search) runs on; longer data are thinned to every q-th sample
+#: for the path, then the last step is refitted on all samples from the path's solution
+PATH_SAMPLES = 8000
 
 
 class RLVM(SynergyModel):
@@ -130,6 +133,13 @@ class RLVM(SynergyModel):
         Contiguous time blocks of the cross-validation of ``l1="auto"``.
     stability_tol
         Stability differences below this are ties, broken toward the larger L1 weight.
+    path_samples
+        Longer data run the L1 path (with the search of ``l1="auto"``) on every q-th sample,
+        q = ceil(n_times / path_samples), and then refit the chosen weight on every sample,
+        started from the path's solutions. The model is a function of each sample alone (no
+        dynamics), so the thinned data pose the same problem with fewer, still spread, samples:
+        the cost of the path stops growing with the recording's length, and only the final
+        refit is linear in it. None: the path on all samples.
     max_iter, history_size, tol_grad, tol_change
         L-BFGS settings (as ``torch.optim.LBFGS``; Whiteway: 1000 iterations, history 100).
     normalize
@@ -252,6 +262,7 @@ class RLVM(SynergyModel):
         "n_restarts": [Interval(Integral, 1, None, closed="left")],
         "cv_folds": [Interval(Integral, 1, None, closed="left")],
         "stability_tol": [Interval(Real, 0, None, closed="left")],
+        "path_samples": [Interval(Integral, 10, None, closed="left"), None],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "history_size": [Interval(Integral, 1, None, closed="left")],
         "tol_grad": [Interval(Real, 0, None, closed="left")],
@@ -280,6 +291,7 @@ class RLVM(SynergyModel):
         n_restarts: int = 3,
         cv_folds: int = 4,
         stability_tol: float = 5e-4,
+        path_samples: int | None = PATH_SAMPLES,
         max_iter: int = 1000,
         history_size: int = 100,
         tol_grad: float = 1e-7,
@@ -306,6 +318,7 @@ class RLVM(SynergyModel):
         self.n_restarts = n_restarts
         self.cv_folds = cv_folds
         self.stability_tol = stability_tol
+        self.path_samples = path_samples
         self.max_iter = max_iter
         self.history_size = history_size
         self.tol_grad = tol_grad
@@ -439,7 +452,12 @@ class RLVM(SynergyModel):
             if (self.normalize and self.loss == "gaussian")
             else 1.0
         )
-        x = data / scale
+        x_all = data / scale
+        step = 1
+        if self.path_samples is not None and n_times > int(self.path_samples):
+            step = -(-n_times // int(self.path_samples))
+        x = x_all[::step]
+        n_times = x.shape[0]
         seed = _seed(self.random_state)
         layout = _Layout(n_muscles, k, bool(self.tied))
         starts = self._starts(x, k, int(self.n_restarts), seed)
@@ -487,7 +505,13 @@ class RLVM(SynergyModel):
             self.cv_ = None
         self.l1_ = float(path.grid[path.chosen])
         res = path.fit
-        self._store(data, x, scale, layout, res, names)
+        if step > 1:  # the chosen weight on every sample, from the thinned path's solutions
+            res = fit_path(
+                x_all, res.params, [self.l1_], k=k, tied=bool(self.tied), **self._fit_kw()
+            ).fit
+            if self.cv_ is not None:
+                self.cv_["path_step"] = int(step)
+        self._store(data, x_all, scale, layout, res, names)
         return self
 
     def _store(self, data, x, scale, layout, res, names) -> None:

@@ -45,6 +45,9 @@ class SynergyRecord:
         Whether the model has a non-zero decoder offset (RLVM).
     activations
         (n_times, K) activations, or None; ``rate`` (Hz) and ``t_start`` (s) time them.
+    conditioning
+        The conditioning steps of the EMG the synergies were fitted on (from the provenance);
+        :func:`~nwb_synergy.compare.conditioning_scale` gives each muscle's scale from it.
     """
 
     label: str
@@ -58,6 +61,7 @@ class SynergyRecord:
     activations: np.ndarray | None = None
     rate: float = float("nan")
     t_start: float = 0.0
+    conditioning: list | None = None
 
 
 @dataclass
@@ -227,6 +231,7 @@ def _synergy_record(read: _Reader, name: str, table, activation) -> SynergyRecor
         else read.array(table.variance_accounted_for),
         model_order=prov.get("fit", {}).get("model_order"),
         has_offset="offset" in cols and bool(np.any(read.array(table, "offset") != 0)),
+        conditioning=prov.get("conditioning"),
     )
     if activation is not None:
         record.activations = read.array(activation.data)
