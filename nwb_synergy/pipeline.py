@@ -478,9 +478,7 @@ def sta_step(
     if restriction is None:
         hp, spans = highpass_rectify(raw, cutoff=cutoff, lazy=True), None
     else:
-        hp, spans = highpass_rectify_segments(
-            raw, restriction.merged(), cutoff=cutoff, lazy=True
-        )
+        hp, spans = highpass_rectify_segments(raw, restriction.merged(), cutoff=cutoff, lazy=True)
         if not len(spans):
             raise restriction.error("every interval is too short for the high-pass filter")
     out = STAResults(emg=hp, spike_trains=trains)

@@ -10,7 +10,7 @@ import pytest
 from scipy.signal import butter, sosfiltfilt
 
 from nwb_synergy.compare import compare_synergies
-from nwb_synergy.emg import condition_emg, condition_segments
+from nwb_synergy.emg import condition_emg, condition_segments, highpass_rectify_segments
 from nwb_synergy.errors import InputError
 from nwb_synergy.intervals import Intervals
 from nwb_synergy.io.write import group_suffix
@@ -208,6 +208,19 @@ def test_filters_run_per_segment_and_nothing_leaks_across_joins():
         rows = slice(clean.bounds[j], clean.bounds[j + 1])
         assert np.array_equal(clean.emg.data[rows], alone.data)
         assert np.allclose(clean.times[rows], alone.times)
+
+
+def test_the_lazy_segment_high_pass_equals_the_eager_one():
+    x = np.random.default_rng(4).standard_normal((20_000, 2))
+    spans = np.array([[1.0, 6.0], [8.0, 8.02], [9.0, 19.0]])  # the middle one is too short
+    eager, used = highpass_rectify_segments(EMG(x, RATE), spans)
+    lazy, used_lazy = highpass_rectify_segments(EMG(x, RATE), spans, lazy=True)
+    np.testing.assert_allclose(used, [[1.0, 5.999], [9.0, 18.999]])
+    assert np.array_equal(used, used_lazy)
+    scale = np.abs(eager.data).max()
+    for rows in (slice(0, 20_000), slice(5_990, 9_010), slice(12_000, 12_050)):
+        np.testing.assert_allclose(lazy.data[rows], eager.data[rows], rtol=0, atol=1e-12 * scale)
+    assert not np.any(eager.data[8_000:8_020])  # a segment too short is left at 0
 
 
 def test_a_segment_too_short_for_the_filters_is_refused_by_name():
