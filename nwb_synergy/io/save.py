@@ -875,9 +875,7 @@ def open_results(
             with _atomic_target(destination) as tmp:
                 with NWBHDF5IO(str(tmp), "w") as out:
                     if copy_source and reader is not None:
-                        out.export(
-                            src_io=reader, nwbfile=nwbfile, write_args={"link_data": False}
-                        )
+                        out.export(src_io=reader, nwbfile=nwbfile, write_args={"link_data": False})
                     else:
                         out.write(opened.target)
         finally:
