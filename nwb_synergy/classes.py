@@ -90,7 +90,9 @@ class SynergyClasses:
 
     def of_session(self, session: str) -> list[int]:
         """The class of each synergy of ``session``, in its column order."""
-        pairs = sorted((k, int(c)) for (s, k), c in zip(self.members, self.labels) if s == session)
+        pairs = sorted(
+            (k, int(c)) for (s, k), c in zip(self.members, self.labels, strict=True) if s == session
+        )
         return [c for _, c in pairs]
 
     def rows(self) -> list[dict[str, Any]]:
