@@ -199,7 +199,9 @@ def run_session(
     """The task of one session: analyse it, write its results file, summarise it.
 
     Never raises for a failing session: the row says ``failed`` and why. A worker that dies
-    takes the task with it, and the scheduler runs it again elsewhere.
+    takes the task with it (and the results of the tasks it had finished), and the scheduler
+    runs them again: a results file that a finished attempt wrote is then read, not redone
+    (the caller submits only sessions without results, unless ``overwrite``).
 
     Returns
     -------
@@ -213,14 +215,17 @@ def run_session(
     row: dict[str, Any] = {"file": source, "output": output}
     synergies: dict[str, Any] = {}
     try:
-        analyze_session(
-            source,
-            output,
-            options,
-            overwrite=overwrite,
-            copy_source=copy_source,
-            progress=False,
-        )
+        # the output exists only when an earlier attempt of this task wrote it and its worker
+        # died before the result reached us (the scheduler then runs the task again)
+        if overwrite or not Path(output).exists():
+            analyze_session(
+                source,
+                output,
+                options,
+                overwrite=overwrite,
+                copy_source=copy_source,
+                progress=False,
+            )
         summary = read_session_summary(output)
     except Exception as err:  # noqa: BLE001 - one failing session must not stop the others
         row.update(status=STATUS_FAILED, error=_one_line(err))
@@ -325,6 +330,25 @@ def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]
     os.replace(tmp, path)
 
 
+def _same_muscles(sets: dict[str, Any], label: str) -> dict[str, Any]:
+    """The sessions recorded from the most common set of muscles (the others are left out of
+    the classes, with a warning: their synergies live in another space)."""
+    groups: dict[frozenset, list[str]] = {}
+    for session, (_, muscles) in sets.items():
+        groups.setdefault(frozenset(muscles), []).append(session)
+    if len(groups) <= 1:
+        return sets
+    kept = max(groups.values(), key=len)
+    left = sorted(set(sets) - set(kept))
+    log.warning(
+        "%s synergy classes: %d session(s) recorded other muscles and are not classified: %s",
+        label,
+        len(left),
+        ", ".join(left),
+    )
+    return {s: sets[s] for s in kept}
+
+
 def _classify(
     done: list[dict[str, Any]], out_dir: Path, figures: bool
 ) -> tuple[dict[str, Any], list[Path]]:
@@ -333,7 +357,10 @@ def _classify(
 
     classes, files, table = {}, [], []
     for label in METHOD_LABELS:
-        sets = {d["row"]["file"]: d["synergies"][label] for d in done if label in d["synergies"]}
+        sets = _same_muscles(
+            {d["row"]["file"]: d["synergies"][label] for d in done if label in d["synergies"]},
+            label,
+        )
         if len(sets) < 2:
             continue
         try:
@@ -371,7 +398,7 @@ def _cluster(workers: int | None, n_tasks: int, processes: bool):
         n_workers=n,
         threads_per_worker=1,
         processes=processes,
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",  # its HTTP server, on the loopback too
         silence_logs=logging.ERROR,
         **network,
     )
