@@ -6,16 +6,23 @@ Subcommands::
     nwb-synergy extract FILE.nwb [--method nmf|rlvm|both] [--n-synergies K|auto] [-o OUT.nwb]
     nwb-synergy sta FILE.nwb [-o OUT.nwb]         spike-triggered averages, effects, fields
     nwb-synergy analyze FILE.nwb [-o OUT.nwb]     synergies, NegCps, STA, correspondence
-
-    extract, sta and analyze also take --conditioning auto|raw|envelope and --intervals NAME;
-    extract and analyze take --group-by COLUMN and --cycles NAME.
+    nwb-synergy batch FILES_OR_URLS... --out DIR [--workers N | --scheduler ADDRESS]
+                                                  many sessions on Dask, summary.csv, classes
     nwb-synergy report FILE.nwb [--out DIR]       figures from a results file
     nwb-synergy convert-walking DIR -o OUT.nwb    the musclesyneRgies CSV walking trial to NWB
+
+extract, sta and analyze also take --conditioning auto|raw|envelope and --intervals NAME;
+extract and analyze take --group-by COLUMN and --cycles NAME.
+
+FILE may be an https:// or s3:// URL (streamed; only the EMG and the Units are read), which needs
+``-o``. ``-o OUT.nwb`` writes the results with the session's metadata, Units and a reference to
+FILE, not the raw data; ``--copy-source`` copies the whole of FILE into OUT.nwb as well.
 
 Exit codes:
 
 * 0: success;
 * 1: bad input or user error (missing file, not NWB, no or ambiguous EMG, bad option value);
+  for ``batch``: any session failed (the others were analysed, and summary.csv says why);
 * 2: usage error (unknown option, missing argument; argparse's own code);
 * 1 also: the output cannot be written (no space left, no write permission, a read-only file
   without ``--replace-read-only``, another run writing it for too long), not enough memory;
@@ -121,13 +128,24 @@ def _common() -> argparse.ArgumentParser:
 
 
 def _add_input(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, metavar="FILE.nwb", help="NWB file to analyse")
+    parser.add_argument(
+        "file",
+        metavar="FILE.nwb|URL",
+        help="NWB file to analyse: a path, or an https:// or s3:// URL (streamed; needs -o)",
+    )
     parser.add_argument(
         "-o",
         "--output",
         type=Path,
         metavar="OUT.nwb",
-        help="write the results to this new file (default: into FILE.nwb itself, atomically)",
+        help="write the results to this new file: the results, the session's metadata, Units "
+        "and a reference to FILE, no raw data (default: into FILE.nwb itself, atomically)",
+    )
+    parser.add_argument(
+        "--copy-source",
+        action="store_true",
+        help="with -o: copy the whole of FILE (raw data included) into OUT.nwb too, one "
+        "self-contained file",
     )
     parser.add_argument(
         "--overwrite",
@@ -216,6 +234,32 @@ def _add_synergy_options(parser: argparse.ArgumentParser, *, default_method: str
     )
 
 
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
+    """The options of 'analyze', which 'batch' shares (add new analysis options here)."""
+    _add_synergy_options(parser, default_method="both")
+    _add_real_file_options(parser, synergies=True)
+    parser.add_argument("--no-sta", action="store_true", help="skip spike-triggered averages")
+
+
+def _analysis_values(args: argparse.Namespace) -> dict:
+    """AnalysisOptions fields from the options of :func:`_add_analysis_options`."""
+    return {
+        "methods": _methods(args.method),
+        "n_synergies": args.n_synergies,
+        "sta": not args.no_sta,
+        "random_state": args.seed,
+        **_rlvm_options(args),
+        **_real_file_options(args),
+    }
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``nwb-synergy`` (exposed for documentation and tests)."""
     from . import __version__
@@ -302,12 +346,54 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _add_input(p)
-    _add_synergy_options(p, default_method="both")
-    _add_real_file_options(p, synergies=True)
-    p.add_argument("--no-sta", action="store_true", help="skip spike-triggered averages")
+    _add_analysis_options(p)
     p.add_argument(
         "--figures", type=Path, metavar="DIR", help="also draw the figures into this folder"
     )
+
+    p = sub.add_parser(
+        "batch",
+        parents=[common],
+        help="analyse many sessions on Dask (one task per session), with a summary",
+        description=(
+            "Run 'analyze' on every session, one Dask task each, on a local cluster (--workers) "
+            "or a running scheduler (--scheduler). Writes DIR/<stem>_results.nwb per session "
+            "(results only, unless --copy-source), DIR/summary.csv (one row per session: "
+            "status ok/failed/skipped, error, K, VAF, R^2, NegCps, units, units with effects, "
+            "correspondence p-value, run time, synergy classes), DIR/synergy_classes.csv and "
+            "the figures of the synergy classes across sessions. A failing session does not "
+            "stop the others; a second run skips sessions whose results exist. Exit code 0 "
+            "when every session succeeded, 1 when any failed."
+        ),
+    )
+    p.add_argument(
+        "files", nargs="+", metavar="FILE_OR_URL", help="NWB files (paths or https/s3 URLs)"
+    )
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for results")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="worker processes of the local Dask cluster (default: one per core)",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="address of a running Dask scheduler (e.g. tcp://127.0.0.1:8786) instead",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="analyse again the sessions whose results exist (default: skip them)",
+    )
+    p.add_argument(
+        "--copy-source",
+        action="store_true",
+        help="results files hold the whole session too (raw data included)",
+    )
+    p.add_argument("--emg", metavar="NAME", help="name of the EMG series in every file")
+    _add_analysis_options(p)
 
     p = sub.add_parser(
         "report",
@@ -372,6 +458,8 @@ def _cmd_analyze(args: argparse.Namespace, progress: bool, **options) -> str:
 
     if args.replace_read_only:
         options["replace_read_only"] = True
+    if args.copy_source:
+        options["copy_source"] = True
 
     results = analyze_session(
         args.file,
@@ -388,6 +476,34 @@ def _cmd_analyze(args: argparse.Namespace, progress: bool, **options) -> str:
 
         paths = report(results.output, figures)
         text += f"\nfigures: {len(paths)} files in {figures}"
+    return text
+
+
+class _BatchFailed(Exception):
+    """Some sessions of a batch failed: the summary is printed and the exit code is 1."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+
+def _cmd_batch(args: argparse.Namespace, progress: bool) -> str:
+    from .batch import analyze_many
+
+    result = analyze_many(
+        args.files,
+        args.out,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        overwrite=args.overwrite,
+        copy_source=args.copy_source,
+        progress=progress,
+        emg_name=args.emg,
+        **_analysis_values(args),
+    )
+    text = result.summary_text()
+    if result.n_failed:
+        raise _BatchFailed(text)
     return text
 
 
@@ -439,16 +555,9 @@ def _dispatch(args: argparse.Namespace, progress: bool) -> str:
     if args.command == "sta":
         return _cmd_analyze(args, progress, methods=(), sta=True, **_real_file_options(args))
     if args.command == "analyze":
-        return _cmd_analyze(
-            args,
-            progress,
-            methods=_methods(args.method),
-            n_synergies=args.n_synergies,
-            sta=not args.no_sta,
-            random_state=args.seed,
-            **_rlvm_options(args),
-            **_real_file_options(args),
-        )
+        return _cmd_analyze(args, progress, **_analysis_values(args))
+    if args.command == "batch":
+        return _cmd_batch(args, progress)
     if args.command == "report":
         return _cmd_report(args, progress)
     if args.command == "convert-walking":
@@ -565,6 +674,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not debug:
                 warnings.showwarning = _show_warning
             text = _dispatch(args, progress=not quiet)
+    except _BatchFailed as err:  # the summary goes to stdout, as on success
+        if not quiet:
+            print(_printable_lines(err.text))
+        return EXIT_INPUT
     except ResultsExistError as err:
         error, code = err, EXIT_EXISTS
         message = _one_line(err).replace("overwrite=True", "--overwrite")

@@ -558,9 +558,17 @@ def field_step(
 
 
 def write_step(
-    nwbfile, results: SessionResults, options: AnalysisOptions, overwrite: bool
+    nwbfile,
+    results: SessionResults,
+    options: AnalysisOptions,
+    overwrite: bool,
+    source: dict[str, Any] | None = None,
 ) -> list[str]:
-    """Write every result with its writer from ``io.write``; returns the paths written."""
+    """Write every result with its writer from ``io.write``; returns the paths written.
+
+    ``source`` (:func:`~nwb_synergy.io.save.source_reference`) is stored in the provenance of
+    every table: the source's identifier, path or URL, and the object paths of its EMG and Units.
+    """
     from .io.write import (
         write_correspondence,
         write_field_matches,
@@ -573,6 +581,8 @@ def write_step(
     written = []
     provenance = {"analysis_options": jsonable(dataclasses.asdict(options))}
     info = results.info
+    if source is not None:
+        provenance["source"] = jsonable(source)
     if results.synergies is not None:
         cycles = results.cycles
         written += _write_synergy_set(
@@ -823,10 +833,11 @@ class _Progress:
 
 
 def analyze_session(
-    path: str | Path,
+    path: Any,
     output: str | Path | None = None,
     options: AnalysisOptions | None = None,
     *,
+    copy_source: bool = False,
     overwrite: bool = False,
     replace_read_only: bool = False,
     progress: bool = True,
@@ -837,13 +848,22 @@ def analyze_session(
     Parameters
     ----------
     path
-        The NWB file with EMG (and Units for STAs).
+        The session with EMG (and Units for STAs): a local path, an ``https://`` or ``s3://``
+        URL (streamed: only the EMG and the Units are read), an open h5py.File or binary file
+        object, or an NWBFile already read (see :mod:`nwb_synergy.io.files`).
     output
-        A new NWB file for the source plus the results; None writes them into ``path`` itself,
-        atomically (a crash leaves the source byte-identical).
+        A new NWB file for the results. By default it holds the results only, with the
+        session's metadata, Units (ids and spike times) and intervals, and a reference to the
+        source (identifier, path or URL, object paths of the EMG and Units, in ``notes`` and in
+        every table's provenance); no raw data. None writes the results into ``path`` itself,
+        atomically (a crash leaves the source byte-identical); for an NWBFile, None adds them
+        to that NWBFile in memory. A URL or an open file needs an ``output``.
     options
         An :class:`AnalysisOptions`; fields given as keywords (``methods=("nmf",)``,
         ``n_synergies=4``, ``rlvm_options={"l1": 0.1}``, ...) override it.
+    copy_source
+        Write the whole source (raw data included) plus the results to ``output``: one
+        self-contained file.
     overwrite
         Replace results already in the file, and an existing ``output``; otherwise refuse.
     replace_read_only
@@ -858,26 +878,41 @@ def analyze_session(
     Raises
     ------
     InputError
-        Missing file, not NWB, no usable EMG (none, ambiguous, NaN, too short), bad options,
-        STAs alone asked on a file without Units.
+        Missing file, not NWB, a URL that cannot be read, no usable EMG (none, ambiguous, NaN,
+        too short), bad options, STAs alone asked on a file without Units, a URL or open file
+        without an ``output``.
     ResultsExistError
         Results already in the file (or ``output`` exists) and ``overwrite`` is False.
     """
-    from .io.save import edit_nwb
+    from .io.files import KIND_PATH, source_kind, source_label
+    from .io.save import MODE_RESULTS_ONLY, open_results, source_reference
+    from .io.write import remove_results
 
-    path = Path(path)
+    kind = source_kind(path)
+    label = source_label(path)
     if options is None:
         options = AnalysisOptions(**option_values)
     elif option_values:
         options = dataclasses.replace(options, **option_values)
-    info = SessionInfo(source=path, output=Path(output) if output is not None else path)
+    shown = Path(path) if kind == KIND_PATH else label
+    info = SessionInfo(source=shown, output=Path(output) if output is not None else shown)
     results = SessionResults(info=info, options=options)
     notes = results.log.notes
 
-    with edit_nwb(
-        path, output, overwrite=overwrite, replace_read_only=replace_read_only
-    ) as nwbfile:
-        do_sta = _check_before_computing(nwbfile, path, options, overwrite, notes)
+    with open_results(
+        path,
+        output,
+        copy_source=copy_source,
+        overwrite=overwrite,
+        replace_read_only=replace_read_only,
+    ) as opened:
+        if opened.output is None:
+            info.output = None
+        results_only = opened.mode == MODE_RESULTS_ONLY
+        units_path = _check_before_computing(
+            opened.source, label, opened.target, options, overwrite, notes
+        )
+        do_sta = units_path is not None
         methods = options.methods
         labels = ["read EMG"]
         if methods:
@@ -890,10 +925,15 @@ def analyze_session(
         labels.append("write")
         steps = _Progress(labels, progress, results.log.timings)
         try:
-            raw = steps.run("read EMG", read_step, nwbfile, info, options)
-            inspect_step(nwbfile, raw, info, options, notes)
+            raw = steps.run("read EMG", read_step, opened.source, info, options)
+            inspect_step(opened.source, raw, info, options, notes)
+            location = str(Path(path).resolve()) if kind == KIND_PATH else label
+            reference = source_reference(opened.source, location, info.emg_series, units_path)
+            if results_only:
+                opened.make_results_only(reference)
+                remove_results(opened.target, options.result_names(do_sta))  # older copies
             do_sta = _check_after_reading(
-                nwbfile, path, info, options, do_sta, notes=notes, overwrite=overwrite
+                opened.target, label, info, options, do_sta, notes=notes, overwrite=overwrite
             )
             if methods:
                 envelope = steps.run("condition EMG", condition_step, raw, options, info)
@@ -909,12 +949,12 @@ def analyze_session(
                         "cycles", cycle_step, results.synergies, options, info, notes
                     )
             if do_sta:
-                results.sta = steps.run("STA", sta_step, nwbfile, raw, options, notes, info)
+                results.sta = steps.run("STA", sta_step, opened.source, raw, options, notes, info)
                 results.fields = steps.run(
                     "fields", field_step, results.sta, results.synergies, options, notes
                 )
             results.log.written += steps.run(
-                "write", write_step, nwbfile, results, options, overwrite
+                "write", write_step, opened.target, results, options, overwrite, reference
             )
         finally:
             steps.close()
@@ -923,31 +963,39 @@ def analyze_session(
 
 
 def _check_before_computing(
-    nwbfile, path: Path, options: AnalysisOptions, overwrite: bool, notes: list[str]
-) -> bool:
-    """What can be refused before any computation; returns whether STAs will run."""
-    from .io.units import find_units
+    nwbfile, label: str, target, options: AnalysisOptions, overwrite: bool, notes: list[str]
+) -> str | None:
+    """What can be refused before any computation; returns the Units' path when STAs will run.
+
+    ``target`` is the NWBFile the results go to (None for a results-only file, which is new:
+    nothing in it to refuse or replace).
+    """
+    from .io.units import _all_units, find_units
     from .io.write import existing_results, remove_results
 
-    units = find_units(nwbfile, file=path) if options.sta else None
+    units = find_units(nwbfile, file=label) if options.sta else None
     do_sta = options.sta and units is not None and len(units) > 0
     if options.sta and not do_sta:
         if not options.methods:
             raise InputError(
                 "no Units table (or an empty one): there are no spikes to average",
-                file=path,
+                file=label,
                 obj="units",
             )
         notes.append("no Units in the file: synergies only, no STA")
     planned = options.result_names(do_sta)
-    if overwrite:
-        remove_results(nwbfile, planned)  # a second run replaces, never duplicates
-    elif present := existing_results(nwbfile, planned):
+    if target is None:
+        pass
+    elif overwrite:
+        remove_results(target, planned)  # a second run replaces, never duplicates
+    elif present := existing_results(target, planned):
         raise ResultsExistError(
-            f"file '{path}': results already present ({', '.join(present)}); pass "
+            f"file '{label}': results already present ({', '.join(present)}); pass "
             "overwrite=True to replace them"
         )
-    return do_sta
+    if not do_sta:
+        return None
+    return next(p for p, t in _all_units(nwbfile) if t is units)
 
 
 __all__ = [

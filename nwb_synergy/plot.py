@@ -519,6 +519,50 @@ def plot_muscle_fields(
     return fig
 
 
+def plot_synergy_classes(classes, *, max_classes: int = 12, title: str | None = None) -> Figure:
+    """The classes of synergies across sessions: each class's mean weights and its members.
+
+    Parameters
+    ----------
+    classes
+        A :class:`~nwb_synergy.classes.SynergyClasses`: ``weights`` (n_muscles, n_synergies),
+        ``labels``, ``centroids`` (n_muscles, n_classes), ``similarity``, ``members`` and
+        ``muscle_names``.
+    max_classes
+        Draw at most this many classes (the largest).
+    title
+        Figure title.
+    """
+    n_classes = min(int(classes.centroids.shape[1]), max_classes)
+    muscles = list(classes.muscle_names)
+    x = np.arange(len(muscles))
+    n_cols = min(n_classes, 4)
+    n_rows = int(np.ceil(n_classes / n_cols))
+    fig = _figure(3.0 * n_cols + 0.5, 2.4 * n_rows + 0.6)
+    axes = np.atleast_1d(fig.subplots(n_rows, n_cols, squeeze=False)).ravel()
+    n_sessions = len({s for s, _ in classes.members})
+    for c, ax in enumerate(axes):
+        if c >= n_classes:
+            ax.set_visible(False)
+            continue
+        members = np.flatnonzero(classes.labels == c)
+        ax.bar(x, classes.centroids[:, c], color="#bbbbbb", width=0.8, label="class mean")
+        for k in members:
+            ax.plot(x, classes.weights[:, k], color="#4C72B0", alpha=0.5, lw=0.8, marker=".")
+        ax.axhline(0.0, color="black", lw=0.5)
+        cos = classes.similarity[members]
+        ax.set_title(
+            f"class {c}: {members.size} of {n_sessions} sessions\n"
+            f"cosine to mean {cos.min():.2f}-{cos.max():.2f}",
+            fontsize=9,
+        )
+        ax.set_xticks(x)
+        ax.set_xticklabels(muscles, rotation=90, fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def save_figure(
     fig: Figure, path: str | Path, formats: Sequence[str] = ("png", "svg")
 ) -> list[Path]:

@@ -230,8 +230,9 @@ def find_emg_candidates(nwbfile_or_path) -> list[EMGCandidate]:
     Parameters
     ----------
     nwbfile_or_path
-        A pynwb NWBFile, or the path of an NWB file (opened and closed again; the ``series``
-        of the candidates then belong to a closed file and only their metadata is usable).
+        A pynwb NWBFile, or any source :func:`~nwb_synergy.io.files.open_nwb` reads (a path,
+        a URL, an open h5py.File or file object; opened and closed again: the ``series`` of
+        the candidates then belong to a closed file and only their metadata is usable).
 
     Returns
     -------
@@ -766,7 +767,9 @@ def read_emg(
     Parameters
     ----------
     nwbfile_or_path
-        A pynwb NWBFile (nothing is closed), or the path of an NWB HDF5 file.
+        A pynwb NWBFile (nothing is closed), or any other source
+        :func:`~nwb_synergy.io.files.open_nwb` reads: a path, an ``https://`` or ``s3://`` URL
+        (streamed: only the EMG's bytes are fetched), an open h5py.File or binary file object.
     name
         Which EMG to read when the file holds several candidates: a series name, a path inside
         the file (``processing/behavior/EMG``), or the name of the processing module or container
@@ -804,9 +807,7 @@ def read_emg(
         channels or fewer than ``min_muscles``, wrong number of names, repeated names.
     """
     nwbfile, label, io = resolve_nwbfile(nwbfile_or_path)
-    file_path = None if io is None else str(nwbfile_or_path)
-    if io is None:
-        file_path = getattr(nwbfile, "container_source", None) or None
+    file_path = None if label.startswith("<") else label
     try:
         cand = _select_candidate(nwbfile, name, label)
         emg = _read_candidate(
@@ -836,7 +837,7 @@ def read_emg(
 
 
 @contextmanager
-def open_emg(path: str | Path, name: str | None = None, **kwargs) -> Iterator[EMG]:
+def open_emg(path: str | Path | Any, name: str | None = None, **kwargs) -> Iterator[EMG]:
     """Read EMG lazily (``load=False``) and close the file when the block ends.
 
     Examples

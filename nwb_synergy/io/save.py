@@ -33,6 +33,7 @@ SIGKILL or a power cut it stays behind; the next write to the same destination r
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import re
@@ -41,10 +42,19 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ..errors import InputError, OutputError, ResultsExistError, os_error_problem
 
-__all__ = ["LOCK_TIMEOUT", "edit_nwb", "save_nwb"]
+__all__ = [
+    "LOCK_TIMEOUT",
+    "ResultsTarget",
+    "edit_nwb",
+    "open_results",
+    "results_only_nwbfile",
+    "save_nwb",
+    "source_reference",
+]
 
 log = logging.getLogger("nwb_synergy")
 
@@ -419,3 +429,455 @@ def save_nwb(
                 else:
                     out.write(nwbfile)
     return path
+
+
+# -- results-only files ------------------------------------------------------------------------
+
+#: fields of the NWBFile copied from the source into a results-only file (scalars and lists)
+SESSION_FIELDS = (
+    "session_description",
+    "session_start_time",
+    "timestamps_reference_time",
+    "experimenter",
+    "experiment_description",
+    "session_id",
+    "institution",
+    "lab",
+    "keywords",
+    "pharmacology",
+    "protocol",
+    "related_publications",
+    "slices",
+    "data_collection",
+    "surgery",
+    "virus",
+    "stimulus_notes",
+)
+_SUBJECT_FIELDS = (
+    "age",
+    "age__reference",
+    "description",
+    "genotype",
+    "sex",
+    "species",
+    "subject_id",
+    "weight",
+    "date_of_birth",
+    "strain",
+)
+
+
+def _plain(value):
+    """h5py/hdmf text and arrays as str, lists of str, or the value itself."""
+    import numpy as np
+
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, str):
+        arr = np.asarray(value[()])
+        if arr.ndim == 0:
+            return _plain(arr.item())
+        return [_plain(v) for v in arr.tolist()]
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def source_reference(nwbfile, label: str, emg_paths=(), units_path: str | None = None) -> dict:
+    """What a results file says about the session it was computed from.
+
+    Parameters
+    ----------
+    nwbfile
+        The source NWBFile.
+    label
+        Its path or URL (without query).
+    emg_paths
+        Object paths of the EMG series analysed (``acquisition/EMG``).
+    units_path
+        Object path of the Units table whose spikes were averaged, if any.
+
+    Returns
+    -------
+    dict
+        ``identifier``, ``location`` (path or URL), ``emg_series`` (paths), ``units`` (path or
+        None), ``object_ids`` (path -> NWB object id of each, which stays valid when the file
+        moves).
+    """
+    from .write import _lookup
+
+    object_ids = {}
+    for path in [*emg_paths, *([units_path] if units_path else [])]:
+        obj = nwbfile.units if path == "units" else _lookup(nwbfile, path)
+        if obj is not None:
+            object_ids[path] = obj.object_id
+    return {
+        "identifier": str(nwbfile.identifier),
+        "location": label,
+        "emg_series": list(emg_paths),
+        "units": units_path,
+        "object_ids": object_ids,
+    }
+
+
+def _copy_subject(subject):
+    from pynwb.file import Subject
+
+    if subject is None:
+        return None
+    values = {f: _plain(getattr(subject, f, None)) for f in _SUBJECT_FIELDS}
+    return Subject(**{k: v for k, v in values.items() if v is not None})
+
+
+def _copy_units(table):
+    """A Units table with the ids, spike times, observation intervals and resolution of
+    ``table`` (the rows our result tables point to), nothing else."""
+    import numpy as np
+    from pynwb.misc import Units
+
+    cols = set(table.colnames)
+    resolution = getattr(table, "resolution", None)
+    copy = Units(
+        name=table.name,
+        description=(
+            f"{table.description} (ids, spike times and observation intervals copied from the "
+            "source file, so that the results' unit references resolve; other columns are in "
+            "the source)"
+        ),
+        resolution=None if resolution is None else float(resolution),
+    )
+    ids = np.asarray(table.id.data[:], dtype=np.int64)
+    spikes = table["spike_times"] if "spike_times" in cols else None
+    obs = table["obs_intervals"] if "obs_intervals" in cols else None
+    for row, uid in enumerate(ids):
+        kwargs = {"id": int(uid)}
+        if spikes is not None:
+            kwargs["spike_times"] = np.asarray(spikes[row], dtype=np.float64)
+        if obs is not None:
+            kwargs["obs_intervals"] = np.asarray(obs[row], dtype=np.float64).reshape(-1, 2)
+        copy.add_unit(**kwargs)
+    return copy
+
+
+def _copy_intervals(table):
+    """A TimeIntervals with the times, tags and plain columns of ``table`` (no references)."""
+    import numpy as np
+    from hdmf.common import DynamicTableRegion, VectorIndex
+    from pynwb.epoch import TimeIntervals
+
+    copy = TimeIntervals(name=table.name, description=table.description)
+    n = len(table)
+    plain = []
+    for name in table.colnames:
+        if name in ("start_time", "stop_time", "tags", "timeseries"):
+            continue
+        column = table[name]
+        target = column.target if isinstance(column, VectorIndex) else column
+        if isinstance(target, DynamicTableRegion) or isinstance(column, VectorIndex):
+            continue
+        values = np.asarray(column.data[:])
+        if values.dtype.kind == "O" and values.size and not isinstance(values.flat[0], str | bytes):
+            continue  # object references
+        copy.add_column(name=name, description=column.description)
+        plain.append((name, [_plain(v) for v in values.tolist()]))
+    starts = np.asarray(table["start_time"].data[:], dtype=float)
+    stops = np.asarray(table["stop_time"].data[:], dtype=float)
+    tags = table["tags"] if "tags" in table.colnames else None
+    for i in range(n):
+        row = {name: values[i] for name, values in plain}
+        if tags is not None:
+            row["tags"] = [_plain(t) for t in tags[i]]
+        copy.add_interval(start_time=float(starts[i]), stop_time=float(stops[i]), **row)
+    return copy
+
+
+def _copy_synergy_pair(table, activation):
+    """A MuscleSynergy (and its SynergyActivation) rebuilt without references to the source."""
+    import numpy as np
+
+    from ..ndx import MuscleSynergy, SynergyActivation
+
+    base = {"muscle_name", "weights", "offset", "emg_series", "emg_channel", "electrodes"}
+    kwargs = {}
+    if "offset" in table.colnames:
+        kwargs["offset"] = np.asarray(table["offset"].data[:])
+    if table.variance_accounted_for is not None:
+        kwargs["variance_accounted_for"] = np.asarray(table.variance_accounted_for[:])
+    copy = MuscleSynergy(
+        name=table.name,
+        description=table.description,
+        muscle_name=[_plain(m) for m in table["muscle_name"].data[:]],
+        weights=np.asarray(table["weights"].data[:]),
+        method=table.method,
+        nonnegative=bool(table.nonnegative),
+        parameters=table.parameters,
+        software=table.software,
+        software_version=table.software_version,
+        provenance=getattr(table, "provenance", None),
+        **kwargs,
+    )
+    for name in table.colnames:
+        if name not in base:
+            column = table[name]
+            copy.add_column(
+                name=name, description=column.description, data=np.asarray(column.data[:])
+            )
+    if activation is None:
+        return copy, None
+    timing = (
+        {"rate": float(activation.rate), "starting_time": float(activation.starting_time or 0)}
+        if activation.rate is not None
+        else {"timestamps": np.asarray(activation.timestamps[:])}
+    )
+    act = SynergyActivation(
+        name=activation.name,
+        data=np.asarray(activation.data[:]),
+        muscle_synergy=copy,
+        unit=activation.unit,
+        description=activation.description,
+        **timing,
+    )
+    return copy, act
+
+
+def results_only_nwbfile(source, reference: dict):
+    """A new NWBFile for the results of ``source``: its metadata, no raw data.
+
+    Copied: the session's metadata and subject; every Units table, with ids, spike times,
+    observation intervals and resolution only (result tables point to its rows); the interval
+    tables (times, tags and plain columns); the synergy tables of our extension already in the
+    source (e.g. a simulation's ground truth), without their references to the source's EMG.
+    Not copied: acquisition, stimulus, electrodes and every other processed series.
+
+    Parameters
+    ----------
+    source
+        The source NWBFile (open).
+    reference
+        :func:`source_reference` of the source, recorded in ``notes``.
+
+    Returns
+    -------
+    pynwb.NWBFile
+        A new identifier; ``notes`` says where the raw data are.
+    """
+    import uuid
+
+    from pynwb import NWBFile
+
+    from .. import __version__
+    from ..ndx import MuscleSynergy, SynergyActivation
+    from .units import _all_units
+
+    values = {f: _plain(getattr(source, f, None)) for f in SESSION_FIELDS}
+    values = {k: v for k, v in values.items() if v not in (None, [], "")}
+    where = f"EMG at {', '.join(reference['emg_series']) or '?'}"
+    if reference.get("units"):
+        where += f", units at {reference['units']}"
+    notes = (
+        f"Derived file: results of nwb_synergy {__version__} for the session with identifier "
+        f"'{reference['identifier']}' ({reference['location']}), which holds the raw data "
+        f"({where}). This file holds no raw data; the source's Units (ids and spike times), "
+        "intervals and metadata are copied so that the results stand alone."
+    )
+    if source.notes:
+        notes = f"{_plain(source.notes)}\n{notes}"
+    target = NWBFile(
+        identifier=str(uuid.uuid4()),
+        notes=notes,
+        subject=_copy_subject(source.subject),
+        was_generated_by=[["nwb_synergy", __version__]],
+        **values,
+    )
+    for path, table in _all_units(source):
+        copy = _copy_units(table)
+        if path == "units":
+            target.units = copy
+        else:
+            _, module, _name = path.split("/", 2)
+            _target_module(target, source, module).add(copy)
+    intervals = dict(source.intervals or {})
+    for table in intervals.values():
+        target.add_time_intervals(_copy_intervals(table))
+    for module_name, module in source.processing.items():
+        objects = module.data_interfaces
+        activations = {
+            o.muscle_synergy.name: o for o in objects.values() if isinstance(o, SynergyActivation)
+        }
+        for obj in objects.values():
+            if isinstance(obj, MuscleSynergy):
+                pair = _copy_synergy_pair(obj, activations.get(obj.name))
+                dest = _target_module(target, source, module_name)
+                dest.add([p for p in pair if p is not None])
+    return target
+
+
+def _target_module(target, source, name: str):
+    if name in target.processing:
+        return target.processing[name]
+    return target.create_processing_module(
+        name=name, description=source.processing[name].description
+    )
+
+
+# -- one entry point for the pipeline: where results are read from and written to -----------
+
+MODE_IN_PLACE = "in place"
+MODE_COPY = "copy of the source"
+MODE_RESULTS_ONLY = "results only"
+MODE_IN_MEMORY = "in memory"
+
+
+@dataclasses.dataclass
+class ResultsTarget:
+    """Where a run reads its session and writes its results (see :func:`open_results`).
+
+    Attributes
+    ----------
+    source
+        The session's NWBFile, to read the EMG and the Units from.
+    target
+        The NWBFile the results are added to: ``source`` itself (in place, copy, in memory) or
+        a new file with the session's metadata (results only; built by
+        :meth:`make_results_only`).
+    label
+        The source's path or URL (without query), for messages and provenance.
+    output
+        The file that will be written, or None (results added to an NWBFile in memory).
+    mode
+        "in place", "copy of the source", "results only" or "in memory".
+    """
+
+    source: Any
+    target: Any
+    label: str
+    output: Path | None
+    mode: str
+
+    def make_results_only(self, reference: dict) -> None:
+        """Build the results-only target from the source (once the EMG paths are known)."""
+        if self.mode == MODE_RESULTS_ONLY and self.target is None:
+            self.target = results_only_nwbfile(self.source, reference)
+
+
+def _same_file(a, b: Path) -> bool:
+    try:
+        return Path(a).exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:  # pragma: no cover
+        return False
+
+
+@contextlib.contextmanager
+def open_results(
+    source,
+    output=None,
+    *,
+    copy_source: bool = False,
+    overwrite: bool = False,
+    replace_read_only: bool = False,
+    lock_timeout: float | None = LOCK_TIMEOUT,
+) -> Iterator[ResultsTarget]:
+    """Open a session for analysis and save its results safely when the block ends.
+
+    ===================  ==============  ======================================================
+    source               ``output``      what is written
+    ===================  ==============  ======================================================
+    local path           None            the source itself, atomically (:func:`edit_nwb`)
+    any                  a file          results only (default): a new file with the
+                                         session's metadata, Units and intervals, the results,
+                                         and a reference to the source; no raw data
+    any                  a file          with ``copy_source``: the whole source plus results
+    NWBFile              None            nothing: results are added to the NWBFile in memory
+    URL, open file       None            refused (InputError): give an output file
+    ===================  ==============  ======================================================
+
+    Every file written is written atomically under the destination's lock (see the module
+    docstring); what can be refused is refused when the block is entered, before any
+    computation (missing folder, existing output without ``overwrite``, an output that is the
+    source itself in results-only mode, a read-only file).
+
+    Parameters
+    ----------
+    source
+        A path, URL, open h5py.File or file object, or NWBFile (:mod:`nwb_synergy.io.files`).
+    output
+        The results file, or None.
+    copy_source
+        Write the whole source plus the results to ``output`` (one self-contained file).
+    overwrite, replace_read_only, lock_timeout
+        As for :func:`edit_nwb`.
+
+    Yields
+    ------
+    ResultsTarget
+        In results-only mode ``target`` is None until :meth:`ResultsTarget.make_results_only`
+        is called; the results must be added to ``target`` inside the block.
+    """
+    from pynwb import NWBHDF5IO
+
+    from .files import KIND_NWBFILE, KIND_PATH, open_nwb, source_kind, source_label
+
+    kind = source_kind(source)
+    label = source_label(source)
+    if output is None:
+        if kind == KIND_PATH:
+            with edit_nwb(
+                source, overwrite=overwrite, replace_read_only=replace_read_only,
+                lock_timeout=lock_timeout,
+            ) as nwbfile:  # fmt: skip
+                yield ResultsTarget(nwbfile, nwbfile, label, Path(source), MODE_IN_PLACE)
+            return
+        if kind == KIND_NWBFILE:
+            yield ResultsTarget(source, source, label, None, MODE_IN_MEMORY)
+            return
+        raise InputError(
+            f"a {kind} cannot be updated in place: give an output file for the results (-o)",
+            file=label,
+        )
+    if copy_source and kind == KIND_PATH:
+        with edit_nwb(
+            source, output, overwrite=overwrite, replace_read_only=replace_read_only,
+            lock_timeout=lock_timeout,
+        ) as nwbfile:  # fmt: skip
+            yield ResultsTarget(nwbfile, nwbfile, label, Path(output), MODE_COPY)
+        return
+    if kind == KIND_PATH:
+        _check_source(Path(source))
+    destination = _resolve(Path(output))
+    _check_folder(destination)
+    if kind == KIND_PATH and not copy_source and _same_file(source, destination):
+        raise InputError(
+            "the output is the source file itself: a results-only file would replace the raw "
+            "data; omit the output to add the results to the file in place, or pass "
+            "copy_source=True (--copy-source)",
+            file=output,
+        )
+    with _writer_lock(destination, lock_timeout):
+        if destination.exists() and not overwrite:
+            raise ResultsExistError(
+                f"file '{output}': output file already exists; pass overwrite=True to replace "
+                "it or choose another output"
+            )
+        _check_replaceable(destination, replace_read_only)
+        reader = None
+        if kind == KIND_NWBFILE:
+            nwbfile, reader = source, getattr(source, "read_io", None)
+        else:
+            reader, nwbfile = open_nwb(source)
+        try:
+            mode = MODE_COPY if copy_source else MODE_RESULTS_ONLY
+            opened = ResultsTarget(
+                nwbfile, nwbfile if copy_source else None, label, Path(output), mode
+            )
+            yield opened
+            if opened.target is None:  # nothing was computed: still a valid results file
+                opened.make_results_only(source_reference(nwbfile, label))
+            with _atomic_target(destination) as tmp:
+                with NWBHDF5IO(str(tmp), "w") as out:
+                    if copy_source and reader is not None:
+                        out.export(src_io=reader, nwbfile=nwbfile, write_args={"link_data": False})
+                    else:
+                        out.write(opened.target)
+        finally:
+            if reader is not None and kind != KIND_NWBFILE:
+                reader.close()

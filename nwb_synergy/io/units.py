@@ -88,7 +88,8 @@ def read_spike_trains(
     Parameters
     ----------
     nwbfile_or_path
-        A pynwb NWBFile, or the path of an NWB HDF5 file (opened and closed here).
+        A pynwb NWBFile, or any source :func:`~nwb_synergy.io.files.open_nwb` reads (a path, an
+        ``https://`` or ``s3://`` URL, an open h5py.File or file object; opened and closed here).
     units
         Which Units table when there are several: ``"units"`` for the root table, a path such
         as ``processing/ecephys/Units``, the table's name or its processing module's name.
