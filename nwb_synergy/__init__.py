@@ -39,8 +39,13 @@ _EXPORTS: dict[str, str] = {
     "write_sta": "nwb_synergy.io",
     "edit_nwb": "nwb_synergy.io",
     "save_nwb": "nwb_synergy.io",
-    # conditioning
+    # conditioning, intervals and cycles
     "condition_emg": "nwb_synergy.emg",
+    "choose_conditioning": "nwb_synergy.emg",
+    "condition_segments": "nwb_synergy.emg",
+    "Intervals": "nwb_synergy.intervals",
+    "normalize_cycles": "nwb_synergy.cycles",
+    "activation_metrics": "nwb_synergy.cycles",
     # synergies
     "NMF": "nwb_synergy.factorize",
     "RLVM": "nwb_synergy.factorize",
@@ -59,6 +64,8 @@ _EXPORTS: dict[str, str] = {
     "simulate_session": "nwb_synergy.simulate",
     # end to end
     "analyze_session": "nwb_synergy.pipeline",
+    "AnalysisOptions": "nwb_synergy.pipeline",
+    "analyze_many": "nwb_synergy.batch",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
