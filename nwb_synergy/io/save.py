@@ -9,6 +9,10 @@ POSIX and Windows within one file system):
   the whole file (HDF5 datasets copied, never linked to the source) either to ``output`` or
   back over the source.
 - :func:`save_nwb`: write an NWBFile built in memory (or exported from one read from disk).
+- :func:`open_results`: what the pipeline uses: a session from any source (path, URL, open
+  file, NWBFile) and where its results go: in place (:func:`edit_nwb`), a results-only file
+  (:func:`results_only_nwbfile`: the session's metadata, Units, intervals and a reference to
+  the source, no raw data), or a full copy (``copy_source=True``).
 
 What can be checked is checked when the block is entered, before any computation: the
 destination's folder exists and is writable and has room for at least a copy of the source,
