@@ -253,9 +253,10 @@ def run_demo(
     results_path = out / "session_results.nwb"
     options = {"duration": settings["duration"], **session_options}
     session = simulate_session(session_path, random_state=random_state, overwrite=True, **options)
-    results = analyze_session(
+    results = analyze_session(  # the session plus its results: one self-contained file
         session_path,
         results_path,
+        copy_source=True,
         overwrite=True,
         random_state=random_state,
         progress=progress,

@@ -818,12 +818,16 @@ class _Progress:
             leave=False,
         )
         self.timings = timings
+        self.enabled = enabled
 
     def run(self, label: str, func: Callable[..., Any], *args: Any) -> Any:
+        from .progress import showing
+
         self.bar.set_description(label)
         log.info("%s ...", label)
         t0 = time.perf_counter()
-        out = func(*args)
+        with showing(self.enabled):  # inner bars (RLVM L1 path, NegCp bootstrap)
+            out = func(*args)
         self.timings[label] = time.perf_counter() - t0
         self.bar.update(1)
         return out

@@ -238,7 +238,9 @@ def simulated(tmp_path_factory):
         rate=RATE,
     )
     results = folder / "results.nwb"
-    analyze_session(session.path, results, methods=("nmf",), sta=False, progress=False)
+    analyze_session(
+        session.path, results, methods=("nmf",), sta=False, progress=False, copy_source=True
+    )
     return session, results
 
 

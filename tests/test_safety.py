@@ -136,7 +136,9 @@ def test_a_full_disk_exits_1_naming_the_output_and_leaves_nothing(tmp_path, caps
     src = small_emg_file(tmp_path / "s.nwb")
     out = tmp_path / "out.nwb"
     monkeypatch.setattr(save, "_temp_path", _devfull_temp_path)
-    code, _, err = run(["extract", src, "-o", out, "--n-synergies", "2", "-q"], capsys)
+    code, _, err = run(
+        ["extract", src, "-o", out, "--n-synergies", "2", "-q", "--copy-source"], capsys
+    )
     line = one_error_line(err)
     assert code == EXIT_INPUT, line
     assert "No space left on device" in line and str(out) in line
@@ -157,7 +159,9 @@ def test_h5py_runtime_error_of_a_full_disk_exits_1(tmp_path, capsys, monkeypatch
     src = small_emg_file(tmp_path / "s.nwb")
     monkeypatch.setattr(pynwb.NWBHDF5IO, "export", disk_full)
     out = tmp_path / "out.nwb"
-    code, _, err = run(["extract", src, "-o", out, "--n-synergies", "2", "-q"], capsys)
+    code, _, err = run(
+        ["extract", src, "-o", out, "--n-synergies", "2", "-q", "--copy-source"], capsys
+    )
     line = one_error_line(err)
     assert code == EXIT_INPUT, line
     assert "No space left on device" in line and str(out) in line

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..compare import match_columns
 from ..errors import InputError
+from ..progress import progress
 
 
 def _torch():
@@ -707,7 +708,7 @@ def fit_path(
         weights = np.concatenate([main, fold_masks])
     fits, stab, held = [], [], []
     memory = None
-    for l1 in grid:
+    for l1 in progress(grid, desc="RLVM L1 path"):
         res = fit_batched(
             x, params, k=k, tied=tied, l1=l1, sample_weight=weights, memory=memory, **fit_kw
         )
