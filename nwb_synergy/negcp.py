@@ -28,10 +28,15 @@ to another. So a candidate is kept only when it is also
      rate among the flagged NegCps at ``alpha``;
    * refits are added until every decision is clear of the Monte Carlo error of the refits:
      ``s`` is itself estimated from the refits, so each ``r / s`` has a Monte Carlo standard
-     error (from the spread of ``(r_b - r)^2``); when moving every ``r / s`` by 2.58 of its
-     errors one way or the other would change a decision, the number of refits is doubled,
-     up to ``max_boot``. Decisions therefore do not depend on the seed, except for weights
-     whose ``q`` lies within that Monte Carlo error of ``alpha`` after ``max_boot`` refits.
+     error (delta method, from the spread of ``(r_b - r)^2``); while moving every ``r / s`` by
+     2.58 of its errors towards or away from zero would change a decision, the number of
+     refits is doubled, up to ``max_boot``;
+   * a candidate is flagged only when BH rejects it even with every ``r / s`` moved 2.58
+     Monte Carlo errors towards zero (still an FDR-controlling BH, on larger p-values);
+     candidates left within the Monte Carlo error after ``max_boot`` refits are reported as
+     ``undecided`` and not flagged. So a flag does not hang on the seed: a weight whose
+     decision is a coin flip (``q`` within the Monte Carlo error of ``alpha``) is not flagged,
+     whatever the seed; a seed can only change a decision near that band's edge.
 
 RLVM refits are fast: they are solved in batches, start from the fitted parameters, keep the
 fit's L1 weight ``l1_``, and carry the curvature of the full-data loss at the fit (its Hessian,
@@ -77,7 +82,8 @@ class NegativeComponents:
     Attributes
     ----------
     mask
-        NegCps that pass every test, bool (n_muscles, n_synergies).
+        NegCps that pass every test, with decisions clear of the Monte Carlo error of the
+        refits, bool (n_muscles, n_synergies).
     candidates
         Weights below ``-threshold`` times the largest absolute weight of their synergy (in
         synergies that are active: a latent the L1 penalty silenced, ``activity_ == 0``, has
@@ -95,6 +101,12 @@ class NegativeComponents:
     std_error
         Bootstrap root-mean-square error of ``relative`` around the fitted value (NaN where
         not tested).
+    mc_error
+        Monte Carlo standard error of the Wald statistic ``relative / std_error`` due to the
+        finite number of refits (NaN where not tested).
+    undecided
+        Candidates (passing the restart check) whose BH decision is within ``2.58 mc_error``
+        of changing after all refits: not flagged, but more refits might flag them, bool.
     ci_low, ci_high
         Bootstrap percentile interval (level ``1 - alpha``, two-sided) of ``relative``.
     threshold, alpha, min_consistency
@@ -124,6 +136,8 @@ class NegativeComponents:
     p_value: np.ndarray
     q_value: np.ndarray
     std_error: np.ndarray
+    mc_error: np.ndarray
+    undecided: np.ndarray
     ci_low: np.ndarray
     ci_high: np.ndarray
     threshold: float
@@ -176,11 +190,16 @@ class NegativeComponents:
         }
         out = replace(self, **take)
         if self.n_refits > 0:
-            out.q_value = _bh(out.p_value, out.candidates)
-            out.mask = out.candidates & (out.q_value <= out.alpha)
-            if out.n_restarts_used > 0:
-                out.mask &= out.restart_fraction >= out.min_consistency
+            out.q_value, out.mask, out.undecided = decide(
+                out.p_value, out.mc_error, out.candidates, out._consistent(), out.alpha
+            )
         return out
+
+    def _consistent(self) -> np.ndarray:
+        """Weights that pass the restart check (all when there were no restarts)."""
+        if self.n_restarts_used == 0:
+            return np.ones(self.mask.shape, dtype=bool)
+        return self.restart_fraction >= self.min_consistency
 
     def matched_nmf_weights(self, nmf_weights: Any) -> np.ndarray:
         """NMF weight of every muscle in the NMF synergy matched to each synergy here.
@@ -280,6 +299,7 @@ class NegativeComponents:
             "std_error": self.std_error.ravel(),
             "p_value": self.p_value.ravel(),
             "q_value": self.q_value.ravel(),
+            "undecided": self.undecided.ravel(),
             "ci_low": self.ci_low.ravel(),
             "ci_high": self.ci_high.ravel(),
             "negcp": self.mask.ravel(),
@@ -298,6 +318,8 @@ _PER_SYNERGY = (
     "p_value",
     "q_value",
     "std_error",
+    "mc_error",
+    "undecided",
     "ci_low",
     "ci_high",
     "boot_relative",
@@ -373,9 +395,9 @@ def bootstrap_test(
         ``s = 0``); NaN where not tested.
     std_error
         ``s``; NaN where not tested.
-    z_error
+    mc_error
         Monte Carlo standard error of ``relative / s`` from the spread of the squared
-        deviations; NaN where not tested.
+        deviations (delta method); NaN where not tested.
     """
     dev2 = (np.asarray(boot_relative, dtype=float) - relative) ** 2
     n_refits = dev2.shape[0]
@@ -384,10 +406,10 @@ def bootstrap_test(
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(s > 0, relative / s, np.where(relative < 0, -np.inf, np.inf))
         sd_dev2 = dev2.std(axis=0, ddof=1) if n_refits > 1 else np.full_like(msd, np.inf)
-        z_err = np.where(s > 0, np.abs(z) * sd_dev2 / (2.0 * msd * np.sqrt(n_refits)), 0.0)
+        mc_err = np.where(s > 0, np.abs(z) * sd_dev2 / (2.0 * msd * np.sqrt(n_refits)), 0.0)
     p = norm.cdf(z)
     nan = np.nan
-    return np.where(tested, p, nan), np.where(tested, s, nan), np.where(tested, z_err, nan)
+    return np.where(tested, p, nan), np.where(tested, s, nan), np.where(tested, mc_err, nan)
 
 
 def _bh(p_value: np.ndarray, tested: np.ndarray) -> np.ndarray:
@@ -552,10 +574,50 @@ def _generic_refits(
     return refit
 
 
-def _decide(
-    q_value: np.ndarray, candidates: np.ndarray, consistent: np.ndarray, alpha: float
-) -> np.ndarray:
-    return candidates & consistent & (q_value <= alpha)
+def decide(
+    p_value: np.ndarray,
+    mc_error: np.ndarray,
+    candidates: np.ndarray,
+    consistent: np.ndarray,
+    alpha: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Benjamini-Hochberg decisions that hold whatever the Monte Carlo error of the refits.
+
+    Every Wald statistic ``z = Phi^-1(p)`` is moved by ``MC_BAND`` of its Monte Carlo standard
+    error towards zero (every p-value up) and away from zero (every p-value down), and BH is
+    run on both sets. BH is monotone in the p-values, so a weight rejected in the first is
+    rejected in the second.
+
+    Parameters
+    ----------
+    p_value, mc_error
+        Wald p-values and the Monte Carlo standard errors of their ``z`` (n_muscles, K), NaN
+        where not tested.
+    candidates
+        The tested family, bool (n_muscles, K).
+    consistent
+        Weights that pass the restart check, bool (n_muscles, K).
+    alpha
+        False discovery rate.
+
+    Returns
+    -------
+    q_value
+        BH adjusted p-values of ``p_value`` over the candidates.
+    mask
+        Candidates that pass the restart check and BH with every p-value moved up.
+    undecided
+        Candidates passing the restart check that BH rejects with the p-values moved down
+        but not with them moved up: more refits could go either way.
+    """
+    q_value = _bh(p_value, candidates)
+    with np.errstate(invalid="ignore"):
+        z = norm.ppf(p_value)
+        shift = MC_BAND * np.nan_to_num(mc_error, nan=0.0, posinf=np.inf)
+        upper = _bh(norm.cdf(z + shift), candidates) <= alpha
+        lower = _bh(norm.cdf(z - shift), candidates) <= alpha
+    keep = candidates & consistent
+    return q_value, keep & upper, keep & lower & ~upper
 
 
 # ----------------------------------------------------------------------------------------------
@@ -678,7 +740,8 @@ def negative_components(
     consistent = frac >= min_consistency if n_used > 0 else np.ones_like(cand)
 
     # 2. block bootstrap over time, Benjamini-Hochberg over the candidates
-    pval, qval, serr, lo, hi = (nan.copy() for _ in range(5))
+    pval, qval, serr, mc_err, lo, hi = (nan.copy() for _ in range(6))
+    undecided = np.zeros_like(cand)
     boot_rel = None
     blk = 0
     n_refits = 0
@@ -712,15 +775,9 @@ def negative_components(
                 rounds.append(refit(draw, batch))
                 n_refits += batch
                 boot_rel = relative_weights(np.concatenate(rounds))
-                pval, serr, z_err = bootstrap_test(rel, boot_rel, cand)
-                qval = _bh(pval, cand)
-                if n_refits >= max_boot:
-                    break
-                z = norm.ppf(pval)
-                shift = MC_BAND * np.nan_to_num(z_err)
-                most = _decide(_bh(norm.cdf(z - shift), cand), cand, consistent, alpha)
-                fewest = _decide(_bh(norm.cdf(z + shift), cand), cand, consistent, alpha)
-                if np.array_equal(most, fewest):  # BH is monotone in the p-values
+                pval, serr, mc_err = bootstrap_test(rel, boot_rel, cand)
+                _, _, undecided = decide(pval, mc_err, cand, consistent, alpha)
+                if n_refits >= max_boot or not undecided.any():
                     break
                 batch = min(n_refits, max_boot - n_refits)
             lo = np.where(cand, np.quantile(boot_rel, alpha / 2, axis=0), np.nan)
@@ -735,9 +792,10 @@ def negative_components(
             UserWarning,
             stacklevel=2,
         )
-    mask = cand & consistent
-    if did_boot and cand.any():
-        mask &= qval <= alpha
+    if did_boot:
+        qval, mask, undecided = decide(pval, mc_err, cand, consistent, alpha)
+    else:
+        mask = cand & consistent
     return NegativeComponents(
         mask=mask,
         candidates=cand,
@@ -746,6 +804,8 @@ def negative_components(
         p_value=pval,
         q_value=qval,
         std_error=serr,
+        mc_error=mc_err,
+        undecided=undecided,
         ci_low=lo,
         ci_high=hi,
         threshold=float(threshold),
@@ -755,14 +815,18 @@ def negative_components(
         block=blk,
         n_restarts_used=n_used,
         guarded=guarded,
-        method=_describe(threshold, n_used, min_consistency, did_boot, blk, n_refits, alpha, cand),
+        method=_describe(
+            threshold, n_used, min_consistency, did_boot, blk, n_refits, alpha, cand, undecided
+        ),
         n_refits=n_refits,
         muscle_names=list(names) if names is not None else None,
         boot_relative=boot_rel,
     )
 
 
-def _describe(threshold, n_used, min_consistency, did_boot, blk, n_refits, alpha, cand) -> str:
+def _describe(
+    threshold, n_used, min_consistency, did_boot, blk, n_refits, alpha, cand, undecided
+) -> str:
     parts = [f"candidates: relative weight < -{threshold:g}"]
     if n_used:
         parts.append(f"negative in >= {min_consistency:g} of {n_used} near-best restarts")
@@ -770,7 +834,8 @@ def _describe(threshold, n_used, min_consistency, did_boot, blk, n_refits, alpha
         parts.append(
             f"circular block bootstrap ({blk}-sample blocks, {n_refits} refits); one-sided "
             "Wald p-value Phi(w / s), s the bootstrap RMS error; Benjamini-Hochberg FDR "
-            f"<= {alpha:g} over the {int(cand.sum())} candidates"
+            f"<= {alpha:g} over the {int(cand.sum())} candidates, decided beyond 2.58 Monte "
+            f"Carlo errors ({int(undecided.sum())} undecided)"
         )
     else:
         parts.append("no bootstrap")
