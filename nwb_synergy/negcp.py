@@ -2,38 +2,77 @@
 
 A NegCp (Guo et al., IEEE JBHI 2025) is a muscle weight of a synergy that is clearly negative:
 the synergy, when active, pulls that muscle below its tonic level. The simple rule flags a
-weight below ``-threshold * max|w|`` of its synergy. A threshold alone is not enough: a signed
-factorization (RLVM) is identified only up to the invertible maps of the synergy space that
-keep the activations non-negative, and a basis rotated inside the right subspace carries
-spurious negative weights as large as true ones. Such weights are not reproducible: they
-change size and sign from one starting point to another and from one sample of the data to
-another. So a candidate is kept only when it is also
+weight below ``-threshold * max|w|`` of its synergy (a *candidate*). A threshold alone is not
+enough: a signed factorization (RLVM) is identified only up to the invertible maps of the
+synergy space that keep the activations non-negative, and a basis rotated inside the right
+subspace carries spurious negative weights as large as true ones. Such weights are not
+reproducible: they change from one starting point to another and from one sample of the data
+to another. So a candidate is kept only when it is also
 
 1. **consistent across restarts**: negative beyond the threshold in at least
    ``min_consistency`` of the model's restarts that reached (nearly) the best loss
    (``restart_weights_``, columns matched to the final synergies); and
-2. **significant under a block bootstrap over time**: the model is refitted on ``n_boot``
-   circular block-bootstrap resamples of the EMG (blocks of ``block`` samples keep the
-   temporal dependence), each refit's synergies are matched to the original ones by the
-   assignment that maximises the summed cosine (``scipy.optimize.linear_sum_assignment``), and
-   the one-sided bootstrap p-value ``(1 + #{b: w_b >= 0}) / (n_boot + 1)`` of each candidate
-   must be below ``alpha``. The percentile interval of the relative weight is reported too.
+2. **significant under a block bootstrap over time, with the false discovery rate controlled**:
+
+   * the model is refitted on circular block-bootstrap resamples of the EMG (blocks of
+     ``block`` samples keep the temporal dependence) and each refit's synergies are matched to
+     the original ones (:func:`nwb_synergy.compare.match_columns`);
+   * the *bootstrap root-mean-square error* of each relative weight ``r`` is
+     ``s = sqrt(mean_b (r_b - r)^2)`` (the bootstrap standard error and the refits' drift away
+     from the fit, together: a weight the refits do not reproduce gets a large ``s``);
+   * the one-sided p-value of ``r < 0`` is the normal (Wald) one, ``p = Phi(r / s)``: a
+     continuous number, not limited to multiples of ``1 / (n_refits + 1)`` as a count of
+     refits on the wrong side of zero is;
+   * p-values are adjusted over all candidates of the fit by Benjamini-Hochberg
+     (``q_value``); a candidate passes when ``q <= alpha``, which controls the false discovery
+     rate among the flagged NegCps at ``alpha``;
+   * refits are added until every decision is clear of the Monte Carlo error of the refits:
+     ``s`` is itself estimated from the refits, so each ``r / s`` has a Monte Carlo standard
+     error (delta method, from the spread of ``(r_b - r)^2``); while moving every ``r / s`` by
+     2.58 of its errors towards or away from zero would change a decision, the number of
+     refits is doubled, up to ``max_boot``;
+   * a candidate is flagged only when BH rejects it even with every ``r / s`` moved 2.58
+     Monte Carlo errors towards zero (still an FDR-controlling BH, on larger p-values);
+     candidates left within the Monte Carlo error after ``max_boot`` refits are reported as
+     ``undecided`` and not flagged. So a flag does not hang on the seed: a weight whose
+     decision is a coin flip (``q`` within the Monte Carlo error of ``alpha``) is not flagged,
+     whatever the seed; a seed can only change a decision near that band's edge.
+
+RLVM refits are fast: they are solved in batches, start from the fitted parameters, keep the
+fit's L1 weight ``l1_``, and carry the curvature of the full-data loss at the fit (its Hessian,
+by central differences of the gradient) as the L-BFGS memory, so that their first step is a
+Newton step and they converge in a few iterations instead of hundreds. They start from the fit
+itself, not from a rotated copy: the bootstrap measures how the fitted weights vary with the
+sample, and weights that the data (and the L1 penalty) pin down weakly have a small curvature,
+so they vary widely from refit to refit; the restart check (1) probes other starting points.
+Other models are refitted with ``fit_resamples`` when they have it, else one by one.
 
 NMF weights are non-negative by construction, so NMF never has candidates and nothing is
-refitted.
+refitted. :meth:`NegativeComponents.matched_nmf_weights` reports, for each NegCp, the weight of
+the same muscle in the matched NMF synergy (Guo et al. observed that NegCp muscles have
+near-zero NMF weights).
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
+from scipy.stats import false_discovery_control, norm
 
+from .compare import match_columns
 from .errors import InputError
 from .signals import EMG
+
+#: Monte Carlo band (in standard errors of ``r / s``) within which a decision is not yet clear
+MC_BAND = 2.576
+#: finite-difference step of the Hessian that preconditions the RLVM refits (scaled units)
+HESSIAN_STEP = 1e-3
+#: memory budget (bytes) of one batch of RLVM refits' L-BFGS histories
+REFIT_MEMORY = 64 * 2**20
 
 
 @dataclass
@@ -43,33 +82,51 @@ class NegativeComponents:
     Attributes
     ----------
     mask
-        NegCps that pass every test, bool (n_muscles, n_synergies).
+        NegCps that pass every test, with decisions clear of the Monte Carlo error of the
+        refits, bool (n_muscles, n_synergies).
     candidates
         Weights below ``-threshold`` times the largest absolute weight of their synergy (in
         synergies that are active: a latent the L1 penalty silenced, ``activity_ == 0``, has
-        none).
+        none), bool (n_muscles, K).
     relative
         Weights divided by the largest absolute weight of their synergy (n_muscles, K).
     restart_fraction
         Fraction of the near-best restarts in which the weight is a candidate too (NaN when
         the model has no restarts).
     p_value
-        One-sided block-bootstrap p-value of ``w < 0`` (NaN where not tested: non-candidates,
-        or no bootstrap).
+        One-sided p-value of ``relative < 0``, ``Phi(relative / std_error)`` (NaN where not
+        tested: non-candidates, or no bootstrap).
+    q_value
+        Benjamini-Hochberg adjusted p-value over all candidates (NaN where not tested).
+    std_error
+        Bootstrap root-mean-square error of ``relative`` around the fitted value (NaN where
+        not tested).
+    mc_error
+        Monte Carlo standard error of the Wald statistic ``relative / std_error`` due to the
+        finite number of refits (NaN where not tested).
+    undecided
+        Candidates (passing the restart check) whose BH decision is within ``2.58 mc_error``
+        of changing after all refits: not flagged, but more refits might flag them, bool.
     ci_low, ci_high
         Bootstrap percentile interval (level ``1 - alpha``, two-sided) of ``relative``.
     threshold, alpha, min_consistency
-        The criteria used.
-    n_boot, block
-        Bootstrap resamples and block length in samples (0 when no bootstrap was run).
+        The criteria used (``alpha``: the false discovery rate).
+    n_boot
+        Refits asked for in the first round (0 when no bootstrap was run).
+    block
+        Bootstrap block length in samples (0 when no bootstrap was run).
     n_restarts_used
         Restarts within ``restart_tol`` of the best loss that entered ``restart_fraction``.
     guarded
         False when only the threshold could be applied (bare weights, no EMG and no restarts).
+    method
+        The tests applied, in words (for tables and provenance).
+    n_refits
+        Refits run in all (``n_boot`` plus those added while decisions were unclear).
     muscle_names
         Muscle names when known.
     boot_relative
-        Relative weights of every bootstrap refit (n_boot, n_muscles, K), matched.
+        Relative weights of every bootstrap refit (n_refits, n_muscles, K), matched.
     """
 
     mask: np.ndarray
@@ -77,6 +134,10 @@ class NegativeComponents:
     relative: np.ndarray
     restart_fraction: np.ndarray
     p_value: np.ndarray
+    q_value: np.ndarray
+    std_error: np.ndarray
+    mc_error: np.ndarray
+    undecided: np.ndarray
     ci_low: np.ndarray
     ci_high: np.ndarray
     threshold: float
@@ -86,6 +147,8 @@ class NegativeComponents:
     block: int
     n_restarts_used: int
     guarded: bool
+    method: str = ""
+    n_refits: int = 0
     muscle_names: list[str] | None = None
     boot_relative: np.ndarray | None = field(default=None, repr=False)
 
@@ -94,23 +157,135 @@ class NegativeComponents:
         """Number of NegCps flagged."""
         return int(self.mask.sum())
 
-    def drop_synergies(self, columns) -> NegativeComponents:
-        """A copy without the synergy ``columns`` (e.g. latents dropped from the model)."""
-        import dataclasses
+    @property
+    def n_synergies(self) -> int:
+        return int(self.mask.shape[1])
 
-        k = self.mask.shape[1]
-        keep = np.setdiff1d(np.arange(k), np.asarray(columns, dtype=int))
-        changes = {
-            f.name: np.take(getattr(self, f.name), keep, axis=-1)
-            for f in dataclasses.fields(self)
-            if isinstance(getattr(self, f.name), np.ndarray)
-            and getattr(self, f.name).ndim >= 2
-            and getattr(self, f.name).shape[-1] == k
+    def drop_synergies(self, columns: Sequence[int]) -> NegativeComponents:
+        """A new result without the synergy columns ``columns`` (e.g. latents switched off).
+
+        Every per-synergy array loses those columns. The Benjamini-Hochberg adjustment is
+        redone over the candidates that remain (the family the FDR statement is about), and
+        ``mask`` with it; p-values, intervals and restart fractions are unchanged.
+
+        Raises
+        ------
+        InputError
+            A column that is not an integer in ``[0, n_synergies)``.
+        """
+        k = self.n_synergies
+        cols = np.asarray(list(columns))
+        if cols.size and (
+            not np.issubdtype(cols.dtype, np.integer) or cols.min() < 0 or cols.max() >= k
+        ):
+            raise InputError(
+                f"synergy columns must be integers in [0, {k}), got {list(columns)!r}",
+                obj="columns",
+            )
+        keep = np.setdiff1d(np.arange(k), cols)
+        take = {
+            name: np.take(getattr(self, name), keep, axis=-1)
+            for name in _PER_SYNERGY
+            if getattr(self, name) is not None
         }
-        return dataclasses.replace(self, **changes)
+        out = replace(self, **take)
+        if self.n_refits > 0:
+            out.q_value, out.mask, out.undecided = decide(
+                out.p_value, out.mc_error, out.candidates, out._consistent(), out.alpha
+            )
+        return out
 
-    def to_frame(self):
-        """One row per (muscle, synergy) with every measure, as a pandas DataFrame."""
+    def _consistent(self) -> np.ndarray:
+        """Weights that pass the restart check (all when there were no restarts)."""
+        if self.n_restarts_used == 0:
+            return np.ones(self.mask.shape, dtype=bool)
+        return self.restart_fraction >= self.min_consistency
+
+    def matched_nmf_weights(self, nmf_weights: Any) -> np.ndarray:
+        """NMF weight of every muscle in the NMF synergy matched to each synergy here.
+
+        Synergies are matched one to one by :func:`nwb_synergy.compare.match_columns` (signed
+        cosine; the relative weights have the same cosines as the weights). Values are relative
+        to the largest weight of their NMF synergy, like ``relative``; NegCp muscles, where Guo
+        et al. found NMF weights near zero, are read off at ``mask``.
+
+        Parameters
+        ----------
+        nmf_weights
+            NMF weights (n_muscles, K_nmf), or a fitted NMF (``weights_``).
+
+        Returns
+        -------
+        ndarray (n_muscles, K)
+            Column j: the matched NMF synergy of synergy j (NaN when K_nmf < K left it
+            unmatched).
+        """
+        nmf, _, pairs = self._match_nmf(nmf_weights)
+        out = np.full(self.relative.shape, np.nan)
+        for j, i in pairs:
+            out[:, j] = nmf[:, i]
+        return out
+
+    def records(self, nmf_weights: Any = None) -> list[dict[str, Any]]:
+        """One dict per NegCp: muscle, synergy, relative weight and the tests' numbers.
+
+        With ``nmf_weights`` (array or fitted NMF) each record also has ``nmf_synergy`` (the
+        matched NMF column), ``nmf_cosine`` (the match's cosine) and ``nmf_relative_weight``
+        (that muscle's weight in it, relative to the NMF synergy's largest weight).
+        """
+        n = self.mask.shape[0]
+        names = self.muscle_names or [f"muscle_{i}" for i in range(n)]
+        nmf_col: dict[int, tuple[int, float]] = {}
+        nmf = None
+        if nmf_weights is not None:
+            nmf, cos, pairs = self._match_nmf(nmf_weights)
+            nmf_col = {j: (i, c) for (j, i), c in zip(pairs, cos, strict=True)}
+        out = []
+        for m, j in zip(*np.nonzero(self.mask), strict=True):
+            rec: dict[str, Any] = {
+                "muscle": names[m],
+                "muscle_index": int(m),
+                "synergy": int(j),
+                "relative_weight": float(self.relative[m, j]),
+                "restart_fraction": float(self.restart_fraction[m, j]),
+                "p_value": float(self.p_value[m, j]),
+                "q_value": float(self.q_value[m, j]),
+                "std_error": float(self.std_error[m, j]),
+            }
+            if nmf is not None:
+                i, c = nmf_col.get(int(j), (None, np.nan))
+                rec["nmf_synergy"] = i
+                rec["nmf_cosine"] = float(c)
+                rec["nmf_relative_weight"] = float(nmf[m, i]) if i is not None else np.nan
+            out.append(rec)
+        return out
+
+    def _match_nmf(self, nmf_weights: Any) -> tuple[np.ndarray, np.ndarray, list]:
+        """NMF relative weights, match cosines and (synergy here, NMF column) pairs."""
+        w = getattr(nmf_weights, "weights_", nmf_weights)
+        w = np.asarray(w, dtype=float)
+        if w.ndim != 2 or w.shape[0] != self.relative.shape[0] or not np.all(np.isfinite(w)):
+            raise InputError(
+                f"NMF weights must be a finite (n_muscles={self.relative.shape[0]}, K) array, "
+                f"got shape {w.shape}",
+                obj="nmf_weights",
+            )
+        nmf = relative_weights(w)
+        k, k_nmf = self.relative.shape[1], w.shape[1]
+        if k_nmf >= k:
+            order, cos = match_columns(self.relative, nmf)
+            pairs = [(j, int(order[j])) for j in range(k)]
+        else:
+            order, cos = match_columns(nmf, self.relative)
+            pairs = [(int(order[i]), i) for i in range(k_nmf)]
+        return nmf, np.asarray(cos), pairs
+
+    def to_frame(self, nmf_weights: Any = None):
+        """One row per (muscle, synergy) with every measure, as a pandas DataFrame.
+
+        With ``nmf_weights`` a column ``nmf_relative_weight`` (see
+        :meth:`matched_nmf_weights`) is added.
+        """
         import pandas as pd
 
         n, k = self.mask.shape
@@ -121,12 +296,34 @@ class NegativeComponents:
             "relative_weight": self.relative.ravel(),
             "candidate": self.candidates.ravel(),
             "restart_fraction": self.restart_fraction.ravel(),
+            "std_error": self.std_error.ravel(),
             "p_value": self.p_value.ravel(),
+            "q_value": self.q_value.ravel(),
+            "undecided": self.undecided.ravel(),
             "ci_low": self.ci_low.ravel(),
             "ci_high": self.ci_high.ravel(),
             "negcp": self.mask.ravel(),
         }
+        if nmf_weights is not None:
+            rows["nmf_relative_weight"] = self.matched_nmf_weights(nmf_weights).ravel()
         return pd.DataFrame(rows)
+
+
+#: fields of NegativeComponents whose last axis is the synergy
+_PER_SYNERGY = (
+    "mask",
+    "candidates",
+    "relative",
+    "restart_fraction",
+    "p_value",
+    "q_value",
+    "std_error",
+    "mc_error",
+    "undecided",
+    "ci_low",
+    "ci_high",
+    "boot_relative",
+)
 
 
 def relative_weights(weights: np.ndarray) -> np.ndarray:
@@ -177,17 +374,51 @@ def block_bootstrap_counts(
     return counts
 
 
-def _match_to(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """Columns of ``other`` permuted to best match ``reference`` (max summed cosine)."""
+def bootstrap_test(
+    relative: np.ndarray, boot_relative: np.ndarray, tested: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Wald test of ``relative < 0`` with the bootstrap root-mean-square error.
 
-    def unit(a):
-        n = np.linalg.norm(a, axis=0)
-        return a / np.where(n > 0, n, 1.0)
+    Parameters
+    ----------
+    relative
+        Fitted relative weights (n_muscles, K).
+    boot_relative
+        Refits' relative weights (n_refits, n_muscles, K), matched.
+    tested
+        Which weights to test, bool (n_muscles, K).
 
-    rows, cols = linear_sum_assignment(-(unit(reference).T @ unit(other)))
-    perm = np.empty(reference.shape[1], dtype=int)
-    perm[rows] = cols
-    return other[:, perm]
+    Returns
+    -------
+    p_value
+        ``Phi(relative / s)`` with ``s = sqrt(mean_b (boot_b - relative)^2)`` (0 or 1 when
+        ``s = 0``); NaN where not tested.
+    std_error
+        ``s``; NaN where not tested.
+    mc_error
+        Monte Carlo standard error of ``relative / s`` from the spread of the squared
+        deviations (delta method); NaN where not tested.
+    """
+    dev2 = (np.asarray(boot_relative, dtype=float) - relative) ** 2
+    n_refits = dev2.shape[0]
+    msd = dev2.mean(axis=0)
+    s = np.sqrt(msd)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(s > 0, relative / s, np.where(relative < 0, -np.inf, np.inf))
+        sd_dev2 = dev2.std(axis=0, ddof=1) if n_refits > 1 else np.full_like(msd, np.inf)
+        mc_err = np.where(s > 0, np.abs(z) * sd_dev2 / (2.0 * msd * np.sqrt(n_refits)), 0.0)
+    p = norm.cdf(z)
+    nan = np.nan
+    return np.where(tested, p, nan), np.where(tested, s, nan), np.where(tested, mc_err, nan)
+
+
+def _bh(p_value: np.ndarray, tested: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values over the tested weights (NaN elsewhere)."""
+    q = np.full(p_value.shape, np.nan)
+    sel = tested & np.isfinite(p_value)
+    if sel.any():
+        q[sel] = false_discovery_control(p_value[sel], method="bh")
+    return q
 
 
 def _restart_losses(model: Any) -> np.ndarray | None:
@@ -200,25 +431,196 @@ def _restart_losses(model: Any) -> np.ndarray | None:
     return None
 
 
-def _bootstrap(
-    model: Any, data: np.ndarray, counts: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
-    """Matched synergies of the model refitted on every resample, (n_boot, N, K)."""
-    if hasattr(model, "fit_resamples"):
-        return np.asarray(model.fit_resamples(data, counts, random_state=rng))
-    out = []
-    params = model.get_params()
-    if "random_state" in params:
-        params = dict(params)
-    for row in counts:
-        idx = np.repeat(np.arange(data.shape[0]), row.astype(int))
-        if "random_state" in params:
-            params["random_state"] = int(rng.integers(0, 2**31))
-        refit = type(model)(**params).fit(data[idx])
-        out.append(_match_to(model.weights_, np.asarray(refit.weights_, dtype=float)))
-    return np.stack(out)
+# ----------------------------------------------------------------------------------------------
+# refits
+# ----------------------------------------------------------------------------------------------
+Draw = Callable[[int], np.ndarray]  # n -> counts (n, n_times) of the next n resamples
 
 
+def _is_fast_rlvm(model: Any) -> bool:
+    from .factorize.rlvm import RLVM
+
+    return isinstance(model, RLVM) and hasattr(model, "_params") and hasattr(model, "l1_")
+
+
+def _rlvm_refits(model: Any, data: np.ndarray) -> Callable[[Draw, int], np.ndarray]:
+    """Fast refits of a fitted RLVM (see the module docstring); returns ``refit(draw, n)``.
+
+    The Hessian of the full-data loss at the fitted parameters is computed once (central
+    differences of the batched analytic gradient, step ``HESSIAN_STEP``), its eigenvalues taken
+    in absolute value and floored at ``1e-8`` of the largest, and written as L-BFGS curvature
+    pairs (eigenvectors ``s_i``, ``y_i = lambda_i s_i``, largest first so that new pairs push
+    out the stiffest directions first; ``gamma = 1 / lambda_max``). Each batch of refits
+    starts at the fitted parameters with this memory, the model's L1 weight ``l1_`` and
+    its L-BFGS settings (history long enough to hold the Hessian).
+    """
+    import torch
+
+    from .factorize import _rlvm_core as core
+    from .factorize._lbfgs import LBFGSMemory
+
+    theta = np.asarray(model._params, dtype=float)
+    n_muscles = data.shape[1]
+    tied = bool(model.tied)
+    n_params = theta.shape[0]
+    k = (n_params - n_muscles) // ((1 if tied else 2) * n_muscles + 1)
+    layout = core._Layout(n_muscles, k, tied)
+    x = data / model.scale_
+    fit_kw = dict(model._fit_kw())
+    device = core._resolve_device(fit_kw["device"])
+
+    with core.torch_threads(model.n_threads):
+        xt = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float64, device=device)
+        obj = core._Objective(
+            xt,
+            layout,
+            loss=model.loss,
+            l2_weights=float(model.l2_weights),
+            l2_biases=float(model.l2_biases),
+            l1=torch.full((2 * n_params,), float(model.l1_), dtype=torch.float64, device=device),
+        )
+        th = torch.as_tensor(theta, dtype=torch.float64, device=device)
+        step = HESSIAN_STEP * torch.eye(n_params, dtype=torch.float64, device=device)
+        _, grad = obj(torch.cat([th + step, th - step]), torch.arange(2 * n_params))
+        hess = (grad[:n_params] - grad[n_params:]) / (2.0 * HESSIAN_STEP)
+        lam, vec = torch.linalg.eigh(0.5 * (hess + hess.T))
+        lam = lam.abs()
+        lam = lam.clamp_min(1e-8 * float(lam.max()) if float(lam.max()) > 0 else 1.0)
+        order = torch.argsort(lam, descending=True)
+        lam, vec = lam[order], vec[:, order]
+        s_pairs = vec.T.contiguous()  # (P, P), rows oldest first
+        y_pairs = s_pairs * lam[:, None]
+        gamma = 1.0 / float(lam.max())
+    hist = n_params
+    per_refit = 8 * 3 * (2 * hist * n_params + 2 * hist * hist) + 8 * 2 * x.shape[0]
+    chunk = int(max(1, REFIT_MEMORY // per_refit))
+    fit_kw["history_size"] = hist
+
+    def refit(draw: Draw, n: int) -> np.ndarray:
+        out = []
+        with core.torch_threads(model.n_threads):
+            for start in range(0, n, chunk):
+                r = min(chunk, n - start)
+                counts = draw(r)
+                mem = LBFGSMemory(
+                    s=_repeat(s_pairs, r),
+                    y=_repeat(y_pairs, r),
+                    sy=_repeat(torch.diag(lam), r),
+                    yy=_repeat(torch.diag(lam * lam), r),
+                    valid=torch.ones((r, hist), dtype=torch.bool, device=device),
+                    gamma=torch.full((r,), gamma, dtype=torch.float64, device=device),
+                )
+                res = core.fit_batched(
+                    x,
+                    np.repeat(theta[None], r, axis=0),
+                    k=k,
+                    tied=tied,
+                    l1=float(model.l1_),
+                    sample_weight=counts,
+                    memory=_to_dtype(mem, fit_kw["dtype"]),
+                    **fit_kw,
+                )
+                for params in res.params:
+                    decoder = core._split(params, layout)[1]
+                    out.append(_matched_unit(model.weights_, decoder))
+        return np.stack(out)
+
+    return refit
+
+
+def _repeat(a: Any, n: int) -> Any:
+    """``n`` stacked copies of a tensor (n, *a.shape)."""
+    return a.unsqueeze(0).expand(n, *a.shape).clone()
+
+
+def _to_dtype(memory: Any, dtype: Any) -> Any:
+    from .factorize import _rlvm_core as core
+
+    dt = core._resolve_dtype(dtype)
+    for name in ("s", "y", "sy", "yy", "gamma"):
+        setattr(memory, name, getattr(memory, name).to(dt))
+    return memory
+
+
+def _matched_unit(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Columns of ``other`` at unit norm, matched to ``reference`` (N, K_ref)."""
+    norms = np.linalg.norm(other, axis=0)
+    unit = other / np.where(norms > 0, norms, 1.0)
+    order, _ = match_columns(reference, unit)
+    return unit[:, order[: reference.shape[1]]]
+
+
+def _generic_refits(
+    model: Any, data: np.ndarray, rng: np.random.Generator
+) -> Callable[[Draw, int], np.ndarray]:
+    """Refits by ``fit_resamples`` when the model has it, else one new fit per resample."""
+    reference = np.asarray(model.weights_, dtype=float)
+
+    def refit(draw: Draw, n: int) -> np.ndarray:
+        counts = draw(n)
+        if hasattr(model, "fit_resamples"):
+            boot = np.asarray(model.fit_resamples(data, counts, random_state=rng), dtype=float)
+            return np.stack([_matched_unit(reference, w) for w in boot])
+        params = dict(model.get_params())
+        out = []
+        for row in counts:
+            idx = np.repeat(np.arange(data.shape[0]), row.astype(int))
+            if "random_state" in params:
+                params["random_state"] = int(rng.integers(0, 2**31))
+            refit_model = type(model)(**params).fit(data[idx])
+            out.append(_matched_unit(reference, np.asarray(refit_model.weights_, dtype=float)))
+        return np.stack(out)
+
+    return refit
+
+
+def decide(
+    p_value: np.ndarray,
+    mc_error: np.ndarray,
+    candidates: np.ndarray,
+    consistent: np.ndarray,
+    alpha: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Benjamini-Hochberg decisions that hold whatever the Monte Carlo error of the refits.
+
+    Every Wald statistic ``z = Phi^-1(p)`` is moved by ``MC_BAND`` of its Monte Carlo standard
+    error towards zero (every p-value up) and away from zero (every p-value down), and BH is
+    run on both sets. BH is monotone in the p-values, so a weight rejected in the first is
+    rejected in the second.
+
+    Parameters
+    ----------
+    p_value, mc_error
+        Wald p-values and the Monte Carlo standard errors of their ``z`` (n_muscles, K), NaN
+        where not tested.
+    candidates
+        The tested family, bool (n_muscles, K).
+    consistent
+        Weights that pass the restart check, bool (n_muscles, K).
+    alpha
+        False discovery rate.
+
+    Returns
+    -------
+    q_value
+        BH adjusted p-values of ``p_value`` over the candidates.
+    mask
+        Candidates that pass the restart check and BH with every p-value moved up.
+    undecided
+        Candidates passing the restart check that BH rejects with the p-values moved down
+        but not with them moved up: more refits could go either way.
+    """
+    q_value = _bh(p_value, candidates)
+    with np.errstate(invalid="ignore"):
+        z = norm.ppf(p_value)
+        shift = MC_BAND * np.nan_to_num(mc_error, nan=0.0, posinf=np.inf)
+        upper = _bh(norm.cdf(z + shift), candidates) <= alpha
+        lower = _bh(norm.cdf(z - shift), candidates) <= alpha
+    keep = candidates & consistent
+    return q_value, keep & upper, keep & lower & ~upper
+
+
+# ----------------------------------------------------------------------------------------------
 def negative_components(
     model_or_weights: Any,
     emg: EMG | np.ndarray | None = None,
@@ -229,6 +631,7 @@ def negative_components(
     alpha: float = 0.05,
     min_consistency: float = 0.8,
     restart_tol: float = 0.01,
+    max_boot: int | None = None,
     random_state: int | np.random.Generator | None = None,
 ) -> NegativeComponents:
     """Flag the negative components of synergies, guarded against rotations (module docstring).
@@ -245,21 +648,25 @@ def negative_components(
         A candidate weighs less than ``-threshold`` times the largest absolute weight of its
         synergy.
     n_boot
-        Block-bootstrap refits (0: none). With ``alpha = 0.05``, 20 is the fewest that can
-        reach significance; p-values are per weight, uncorrected for the number of candidates
-        (the test guards candidates picked by the threshold, it does not screen all weights).
+        Block-bootstrap refits of the first round (0: no bootstrap). p-values are continuous
+        (normal approximation with the bootstrap error), so any number works; fewer refits
+        mean a larger Monte Carlo error and more refits added.
     block
         Block length in samples, or "auto" (:func:`auto_block`).
     alpha
-        Level of the bootstrap test and of the percentile interval.
+        False discovery rate over the candidates (Benjamini-Hochberg), and the level of the
+        percentile interval.
     min_consistency
         Smallest fraction of near-best restarts in which the weight must be a candidate.
     restart_tol
         Restarts whose loss is within this relative distance of the best enter the
         consistency check (rotated solutions fit equally well, so they are included;
         restarts stuck in worse optima are not).
+    max_boot
+        Most refits in all: while a decision is within the Monte Carlo error of the refits,
+        their number is doubled up to this (default ``4 * n_boot``; ``n_boot``: never add).
     random_state
-        Seed or generator of the resampling and of the refits.
+        Seed or generator of the resampling (and of the refits of models other than RLVM).
 
     Returns
     -------
@@ -278,6 +685,16 @@ def negative_components(
         raise InputError(f"must be in [0, 1], got {min_consistency!r}", obj="min_consistency")
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
         raise InputError(f"must be a non-negative integer, got {n_boot!r}", obj="n_boot")
+    if max_boot is None:
+        max_boot = 4 * int(n_boot)
+    if (
+        isinstance(max_boot, bool)
+        or not isinstance(max_boot, (int, np.integer))
+        or max_boot < n_boot
+    ):
+        raise InputError(
+            f"must be an integer >= n_boot ({n_boot}), got {max_boot!r}", obj="max_boot"
+        )
     is_model = hasattr(model_or_weights, "weights_") or hasattr(model_or_weights, "get_params")
     if is_model:
         if not hasattr(model_or_weights, "weights_"):
@@ -320,17 +737,17 @@ def negative_components(
             rrel = relative_weights(restarts[keep])
             frac = np.mean(rrel < -threshold, axis=0)
             n_used = int(keep.sum())
+    consistent = frac >= min_consistency if n_used > 0 else np.ones_like(cand)
 
-    # 2. block bootstrap over time
-    pval, lo, hi = nan.copy(), nan.copy(), nan.copy()
+    # 2. block bootstrap over time, Benjamini-Hochberg over the candidates
+    pval, qval, serr, mc_err, lo, hi = (nan.copy() for _ in range(6))
+    undecided = np.zeros_like(cand)
     boot_rel = None
     blk = 0
+    n_refits = 0
     did_boot = False
     if emg is not None and n_boot > 0 and is_model:
-        if isinstance(emg, EMG):
-            data = emg.to_numpy().astype(float)
-        else:
-            data = np.asarray(emg, dtype=float)
+        data = emg.to_numpy().astype(float) if isinstance(emg, EMG) else np.asarray(emg, float)
         if data.ndim != 2 or data.shape[1] != n_muscles:
             raise InputError(
                 f"EMG of shape {data.shape} does not match the model's {n_muscles} muscles",
@@ -343,13 +760,28 @@ def negative_components(
         else:
             raise InputError(f"must be a positive integer or 'auto', got {block!r}", obj="block")
         if cand.any():
-            counts = block_bootstrap_counts(data.shape[0], int(n_boot), blk, rng)
-            boot_w = _bootstrap(model_or_weights, data, counts, rng)
-            boot_rel = relative_weights(boot_w)
-            pval = (1.0 + np.sum(boot_rel >= 0, axis=0)) / (n_boot + 1.0)
-            lo = np.quantile(boot_rel, alpha / 2, axis=0)
-            hi = np.quantile(boot_rel, 1 - alpha / 2, axis=0)
-            pval = np.where(cand, pval, np.nan)
+            count_rng, refit_rng = rng.spawn(2)
+
+            def draw(n: int) -> np.ndarray:
+                return block_bootstrap_counts(data.shape[0], n, blk, count_rng)
+
+            if _is_fast_rlvm(model_or_weights):
+                refit = _rlvm_refits(model_or_weights, data)
+            else:
+                refit = _generic_refits(model_or_weights, data, refit_rng)
+            rounds = []
+            batch = int(n_boot)
+            while True:
+                rounds.append(refit(draw, batch))
+                n_refits += batch
+                boot_rel = relative_weights(np.concatenate(rounds))
+                pval, serr, mc_err = bootstrap_test(rel, boot_rel, cand)
+                _, _, undecided = decide(pval, mc_err, cand, consistent, alpha)
+                if n_refits >= max_boot or not undecided.any():
+                    break
+                batch = min(n_refits, max_boot - n_refits)
+            lo = np.where(cand, np.quantile(boot_rel, alpha / 2, axis=0), np.nan)
+            hi = np.where(cand, np.quantile(boot_rel, 1 - alpha / 2, axis=0), np.nan)
         did_boot = True
 
     guarded = did_boot or n_used > 0
@@ -360,17 +792,20 @@ def negative_components(
             UserWarning,
             stacklevel=2,
         )
-    mask = cand.copy()
-    if n_used > 0:
-        mask &= frac >= min_consistency
-    if did_boot and cand.any():
-        mask &= pval < alpha
+    if did_boot:
+        qval, mask, undecided = decide(pval, mc_err, cand, consistent, alpha)
+    else:
+        mask = cand & consistent
     return NegativeComponents(
         mask=mask,
         candidates=cand,
         relative=rel,
         restart_fraction=frac,
         p_value=pval,
+        q_value=qval,
+        std_error=serr,
+        mc_error=mc_err,
+        undecided=undecided,
         ci_low=lo,
         ci_high=hi,
         threshold=float(threshold),
@@ -380,6 +815,28 @@ def negative_components(
         block=blk,
         n_restarts_used=n_used,
         guarded=guarded,
+        method=_describe(
+            threshold, n_used, min_consistency, did_boot, blk, n_refits, alpha, cand, undecided
+        ),
+        n_refits=n_refits,
         muscle_names=list(names) if names is not None else None,
         boot_relative=boot_rel,
     )
+
+
+def _describe(
+    threshold, n_used, min_consistency, did_boot, blk, n_refits, alpha, cand, undecided
+) -> str:
+    parts = [f"candidates: relative weight < -{threshold:g}"]
+    if n_used:
+        parts.append(f"negative in >= {min_consistency:g} of {n_used} near-best restarts")
+    if did_boot:
+        parts.append(
+            f"circular block bootstrap ({blk}-sample blocks, {n_refits} refits); one-sided "
+            "Wald p-value Phi(w / s), s the bootstrap RMS error; Benjamini-Hochberg FDR "
+            f"<= {alpha:g} over the {int(cand.sum())} candidates, decided beyond 2.58 Monte "
+            f"Carlo errors ({int(undecided.sum())} undecided)"
+        )
+    else:
+        parts.append("no bootstrap")
+    return "; ".join(parts)
