@@ -741,6 +741,7 @@ def _write_synergy_set(
             description=_synergy_description(model, method, info, group),
             overwrite=overwrite,
             negative_components=part.negcps if method == "rlvm" else None,
+            matched_nmf_weights=part.negcp_nmf_weights() if method == "rlvm" else None,
             provenance={**provenance, "analysis_context": context} if context else provenance,
         )
         written += [

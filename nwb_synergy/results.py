@@ -98,6 +98,13 @@ class SynergyResults:
         """Boolean (n_muscles, K) of the RLVM NegCps, or None."""
         return None if self.negcps is None else np.asarray(self.negcps.mask, dtype=bool)
 
+    def negcp_nmf_weights(self) -> np.ndarray | None:
+        """(n_muscles, K) each muscle's relative weight in the NMF synergy matched to each RLVM
+        synergy (Guo et al.: NegCp muscles have near-zero NMF weights), or None."""
+        if self.negcps is None or "nmf" not in self.models:
+            return None
+        return self.negcps.matched_nmf_weights(self.models["nmf"])
+
     def muscle_scale(self) -> np.ndarray:
         """(n_muscles,) what conditioning divided each muscle by (ones without normalising)."""
         from .compare import conditioning_scale
@@ -322,8 +329,10 @@ class SessionResults:
             }
         mask = self.negcp_mask()
         if mask is not None:
+            nmf = self.synergies.negcp_nmf_weights()
             out["negcps"] = [
                 {"muscle": info.muscle_names[m], "synergy": int(k) + 1}
+                | ({} if nmf is None else {"nmf_relative_weight": float(nmf[m, k])})
                 for m, k in zip(*np.nonzero(mask), strict=True)
             ]
         if self.stas:
@@ -391,7 +400,15 @@ class SessionResults:
                 f"similarity {c['subspace_similarity']:.3f}"
             )
         if "negcps" in s:
-            found = [f"{n['muscle']} (syn {n['synergy']})" for n in s["negcps"]]
+            found = [
+                f"{n['muscle']} (syn {n['synergy']}"
+                + (
+                    f", NMF weight {n['nmf_relative_weight']:.2f})"
+                    if "nmf_relative_weight" in n
+                    else ")"
+                )
+                for n in s["negcps"]
+            ]
             lines.append(
                 f"  NegCps (RLVM): {len(found)}" + (": " + ", ".join(found) if found else "")
             )

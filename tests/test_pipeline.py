@@ -187,3 +187,22 @@ def test_units_in_a_processing_module_get_their_fields_matched(tmp_path):
         assert [int(units.id[r]) for r in match["unit"].data[:]] == [5]
         sta = f.processing["ecephys"]["SpikeTriggeredAverages"]
         assert sta["unit"].table is units
+
+
+def test_negcp_muscles_have_small_nmf_weights_in_the_file_and_summary(analysed):
+    """Guo et al.'s observation, reported per NegCp: the muscle's weight in the matched NMF
+    synergy (relative to that synergy's largest) is small where RLVM has a NegCp."""
+    from pynwb import NWBHDF5IO
+
+    _, results, _ = analysed
+    mask = results.negcp_mask()
+    nmf_at = results.synergies.negcp_nmf_weights()
+    assert nmf_at.shape == mask.shape and mask.any()
+    # the truth's NegCp muscles carry no drive in their synergy: NMF gives them little weight
+    assert np.nanmean(nmf_at[mask]) < 0.5 * np.nanmean(nmf_at[~mask])
+    listed = results.summary()["negcps"]
+    assert [n["nmf_relative_weight"] for n in listed] == pytest.approx(list(nmf_at[mask]))
+    with NWBHDF5IO(str(results.output), "r") as io:
+        table = io.read().processing["behavior"]["MuscleSynergyRLVM"]
+        stored = np.asarray(table["negative_component_nmf_weight"].data[:])
+    np.testing.assert_allclose(stored, nmf_at)

@@ -337,6 +337,11 @@ _NEGCP_DESCRIPTIONS = {
         "p-value of the NegCp test of each weight (null: the weight is not below zero); "
         "muscles x synergies."
     ),
+    "negative_component_nmf_weight": (
+        "Weight of the muscle in the NMF synergy matched one to one (cosine) to each synergy, "
+        "relative to that NMF synergy's largest weight (NaN where none was matched): Guo et "
+        "al. found NegCp muscles to have near-zero NMF weights; muscles x synergies."
+    ),
     "negative_component_q_value": (
         "Benjamini-Hochberg adjusted p-value of the NegCp test over all candidates of the fit; "
         "muscles x synergies."
@@ -371,6 +376,7 @@ def write_synergies(
     rate: float | None = None,
     t_start: float = 0.0,
     negative_components: Any = None,
+    matched_nmf_weights: np.ndarray | None = None,
     provenance: Mapping[str, Any] | None = None,
 ) -> tuple[MuscleSynergy, SynergyActivation]:
     """Add a fitted model's synergies and activations to ``nwbfile.processing["behavior"]``.
@@ -402,6 +408,11 @@ def write_synergies(
         ``p_value`` (and ``q_value``) arrays (:func:`~nwb_synergy.negative_components`);
         written as the columns ``negative_component`` (and ``negative_component_p_value``,
         ``negative_component_q_value``).
+    matched_nmf_weights
+        (n_muscles, K): each muscle's weight in the NMF synergy matched to each synergy,
+        relative to that NMF synergy's largest weight
+        (:meth:`~nwb_synergy.negcp.NegativeComponents.matched_nmf_weights`); written as
+        ``negative_component_nmf_weight`` (NaN where no NMF synergy was matched).
     provenance
         More provenance to store (e.g. the options of the analysis that produced the model).
 
@@ -513,6 +524,19 @@ def write_synergies(
     if negative_components is not None:
         for column, values in _negcp_columns(negative_components, weights.shape, label).items():
             synergy.add_column(name=column, description=_NEGCP_DESCRIPTIONS[column], data=values)
+    if matched_nmf_weights is not None:
+        values = np.asarray(matched_nmf_weights, dtype=np.float64)
+        if values.shape != weights.shape:
+            raise InputError(
+                f"matched NMF weights of shape {values.shape} for weights of shape {weights.shape}",
+                file=label,
+                obj="matched_nmf_weights",
+            )
+        synergy.add_column(
+            name="negative_component_nmf_weight",
+            description=_NEGCP_DESCRIPTIONS["negative_component_nmf_weight"],
+            data=values,
+        )
     _store(nwbfile, "behavior", (synergy, activation), replace)
     return synergy, activation
 
