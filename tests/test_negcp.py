@@ -255,7 +255,7 @@ def test_preconditioned_rlvm_refits_reach_the_plain_lbfgs_optimum(rlvm_fit):
     sim, model, _ = rlvm_fit
     data = sim.emg.data
     counts = block_bootstrap_counts(data.shape[0], 3, 100, np.random.default_rng(0))
-    fast = _rlvm_refits(model, data)(lambda n: counts[:n], 3)
+    fast = _rlvm_refits(model, data, np.random.default_rng(0))(lambda n: counts[:n], 3)
     # the same refits by the model's L-BFGS from the fit, without the Hessian memory, run long
     plain = core.fit_batched(
         data / model.scale_,
