@@ -16,38 +16,42 @@ to another. So a candidate is kept only when it is also
 
    * the model is refitted on circular block-bootstrap resamples of the EMG (blocks of
      ``block`` samples keep the temporal dependence) and each refit's synergies are matched to
-     the original ones (:func:`nwb_synergy.compare.match_columns`);
-   * the *bootstrap root-mean-square error* of each relative weight ``r`` is
-     ``s = sqrt(mean_b (r_b - r)^2)`` (the bootstrap standard error and the refits' drift away
-     from the fit, together: a weight the refits do not reproduce gets a large ``s``);
+     the original ones (:func:`nwb_synergy.compare.match_columns`); an RLVM is also restarted
+     ``n_rotations`` times on the EMG itself from its fit rotated at random inside the
+     synergy span (see below), and the restarts that fit as well as the fit are kept;
+   * the error of each relative weight ``r`` is the root-mean-square deviation of the refits
+     and of those restarts from it, ``s^2 = mean_b (r_b - r)^2 + mean_j (r_j - r)^2``: the
+     bootstrap error (sampling) plus the spread of the bases that explain the data equally
+     well (identification). A weight that either does not reproduce gets a large ``s``;
    * the one-sided p-value of ``r < 0`` is the normal (Wald) one, ``p = Phi(r / s)``: a
      continuous number, not limited to multiples of ``1 / (n_refits + 1)`` as a count of
      refits on the wrong side of zero is;
    * p-values are adjusted over all candidates of the fit by Benjamini-Hochberg
-     (``q_value``); a candidate passes when ``q <= alpha``, which controls the false discovery
-     rate among the flagged NegCps at ``alpha``;
-   * refits are added until every decision is clear of the Monte Carlo error of the refits:
-     ``s`` is itself estimated from the refits, so each ``r / s`` has a Monte Carlo standard
-     error (delta method, from the spread of ``(r_b - r)^2``); while moving every ``r / s`` by
-     2.58 of its errors towards or away from zero would change a decision, the number of
-     refits is doubled, up to ``max_boot``;
+     (``q_value``), which controls the false discovery rate among the flagged NegCps at
+     ``alpha``;
+   * ``s`` is estimated from a finite number of refits, so each ``r / s`` has a Monte Carlo
+     standard error (delta method, from the spread of the squared deviations). While moving
+     every ``r / s`` by 2.58 of its errors towards or away from zero would change a BH
+     decision, the refits (and the restarts) are doubled, up to ``max_boot`` refits;
    * a candidate is flagged only when BH rejects it even with every ``r / s`` moved 2.58
-     Monte Carlo errors towards zero (still an FDR-controlling BH, on larger p-values);
-     candidates left within the Monte Carlo error after ``max_boot`` refits are reported as
-     ``undecided`` and not flagged. So a flag does not hang on the seed: a weight whose
-     decision is a coin flip (``q`` within the Monte Carlo error of ``alpha``) is not flagged,
-     whatever the seed; a seed can only change a decision near that band's edge.
+     Monte Carlo errors towards zero (a BH on larger p-values, so the FDR stays controlled);
+     candidates still within the Monte Carlo error after ``max_boot`` refits are reported as
+     ``undecided`` and not flagged. So a weight whose decision is a coin flip (``q`` within
+     the Monte Carlo error of ``alpha``) is not flagged whatever the seed; a seed can only
+     change a decision at the edge of that band.
 
-RLVM refits are fast: they are solved in batches, keep the fit's L1 weight ``l1_``, and carry
-the curvature of the full-data loss at the fit (its Hessian, by central differences of the
-gradient) as their L-BFGS memory, so that they behave like Newton iterations and converge in
-tens of iterations instead of hundreds. Like :meth:`~nwb_synergy.RLVM.fit_resamples` they
-start from the fitted parameters rotated at random inside the synergy span (an orthogonal map
-``expm(A - A^T)``, A Gaussian with SD ``START_ROTATION`` = 0.3): a basis that the data and the
-penalty pin down comes back to the same weights (on simulated data the refits of the default
-RLVM from rotated and from unrotated starts agreed to 2e-4), while one that they do not pin
-down (the reference RLVM without L1) ends elsewhere, so its weights spread and are not flagged.
-Other models are refitted with ``fit_resamples`` when they have it, else one by one.
+RLVM refits are fast. Bootstrap refits are solved in batches, start from the fitted parameters
+(a warm start), keep the fit's L1 weight ``l1_``, and carry the curvature of the full-data
+loss at the fit (its Hessian, by central differences of the gradient) as their L-BFGS memory,
+so that they behave like Newton iterations: on simulated envelopes they converge in about 10
+iterations instead of 200-400, to the same weights. The rotated restarts use the same memory;
+their rotation (an orthogonal map ``expm(A - A^T)``, A Gaussian with SD ``START_ROTATION`` =
+0.3, as :meth:`~nwb_synergy.RLVM.fit_resamples`) probes identification: a basis that the data
+and the L1 penalty pin down comes back to the same weights (default RLVM on simulated data:
+within 2e-4), one they do not pin down (the reference RLVM, without L1) ends elsewhere at the
+same loss, so its weights spread and are not flagged. Restarts and refits are capped at
+``REFIT_MAX_ITER`` iterations. Other models are refitted with their ``fit_resamples`` when
+they have it, else one new fit per resample, and get no rotated restarts.
 
 NMF weights are non-negative by construction, so NMF never has candidates and nothing is
 refitted. :meth:`NegativeComponents.matched_nmf_weights` reports, for each NegCp, the weight of
@@ -105,8 +109,8 @@ class NegativeComponents:
     q_value
         Benjamini-Hochberg adjusted p-value over all candidates (NaN where not tested).
     std_error
-        Bootstrap root-mean-square error of ``relative`` around the fitted value (NaN where
-        not tested).
+        Root-mean-square deviation from ``relative`` of the bootstrap refits plus (RLVM) that
+        of the rotated restarts, in quadrature (NaN where not tested).
     mc_error
         Monte Carlo standard error of the Wald statistic ``relative / std_error`` due to the
         finite number of refits (NaN where not tested).
@@ -128,7 +132,8 @@ class NegativeComponents:
     method
         The tests applied, in words (for tables and provenance).
     n_refits
-        Refits run in all (``n_boot`` plus those added while decisions were unclear).
+        Bootstrap refits run in all (``n_boot`` plus those added while decisions were
+        unclear).
     muscle_names
         Muscle names when known.
     boot_relative
