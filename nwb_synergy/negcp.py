@@ -16,36 +16,42 @@ to another. So a candidate is kept only when it is also
 
    * the model is refitted on circular block-bootstrap resamples of the EMG (blocks of
      ``block`` samples keep the temporal dependence) and each refit's synergies are matched to
-     the original ones (:func:`nwb_synergy.compare.match_columns`);
-   * the *bootstrap root-mean-square error* of each relative weight ``r`` is
-     ``s = sqrt(mean_b (r_b - r)^2)`` (the bootstrap standard error and the refits' drift away
-     from the fit, together: a weight the refits do not reproduce gets a large ``s``);
+     the original ones (:func:`nwb_synergy.compare.match_columns`); an RLVM is also restarted
+     ``n_rotations`` times on the EMG itself from its fit rotated at random inside the
+     synergy span (see below), and the restarts that fit as well as the fit are kept;
+   * the error of each relative weight ``r`` is the root-mean-square deviation of the refits
+     and of those restarts from it, ``s^2 = mean_b (r_b - r)^2 + mean_j (r_j - r)^2``: the
+     bootstrap error (sampling) plus the spread of the bases that explain the data equally
+     well (identification). A weight that either does not reproduce gets a large ``s``;
    * the one-sided p-value of ``r < 0`` is the normal (Wald) one, ``p = Phi(r / s)``: a
      continuous number, not limited to multiples of ``1 / (n_refits + 1)`` as a count of
      refits on the wrong side of zero is;
    * p-values are adjusted over all candidates of the fit by Benjamini-Hochberg
-     (``q_value``); a candidate passes when ``q <= alpha``, which controls the false discovery
-     rate among the flagged NegCps at ``alpha``;
-   * refits are added until every decision is clear of the Monte Carlo error of the refits:
-     ``s`` is itself estimated from the refits, so each ``r / s`` has a Monte Carlo standard
-     error (delta method, from the spread of ``(r_b - r)^2``); while moving every ``r / s`` by
-     2.58 of its errors towards or away from zero would change a decision, the number of
-     refits is doubled, up to ``max_boot``;
+     (``q_value``), which controls the false discovery rate among the flagged NegCps at
+     ``alpha``;
+   * ``s`` is estimated from a finite number of refits, so each ``r / s`` has a Monte Carlo
+     standard error (delta method, from the spread of the squared deviations). While moving
+     every ``r / s`` by 2.58 of its errors towards or away from zero would change a BH
+     decision, the refits (and the restarts) are doubled, up to ``max_boot`` refits;
    * a candidate is flagged only when BH rejects it even with every ``r / s`` moved 2.58
-     Monte Carlo errors towards zero (still an FDR-controlling BH, on larger p-values);
-     candidates left within the Monte Carlo error after ``max_boot`` refits are reported as
-     ``undecided`` and not flagged. So a flag does not hang on the seed: a weight whose
-     decision is a coin flip (``q`` within the Monte Carlo error of ``alpha``) is not flagged,
-     whatever the seed; a seed can only change a decision near that band's edge.
+     Monte Carlo errors towards zero (a BH on larger p-values, so the FDR stays controlled);
+     candidates still within the Monte Carlo error after ``max_boot`` refits are reported as
+     ``undecided`` and not flagged. So a weight whose decision is a coin flip (``q`` within
+     the Monte Carlo error of ``alpha``) is not flagged whatever the seed; a seed can only
+     change a decision at the edge of that band.
 
-RLVM refits are fast: they are solved in batches, start from the fitted parameters, keep the
-fit's L1 weight ``l1_``, and carry the curvature of the full-data loss at the fit (its Hessian,
-by central differences of the gradient) as the L-BFGS memory, so that their first step is a
-Newton step and they converge in a few iterations instead of hundreds. They start from the fit
-itself, not from a rotated copy: the bootstrap measures how the fitted weights vary with the
-sample, and weights that the data (and the L1 penalty) pin down weakly have a small curvature,
-so they vary widely from refit to refit; the restart check (1) probes other starting points.
-Other models are refitted with ``fit_resamples`` when they have it, else one by one.
+RLVM refits are fast. Bootstrap refits are solved in batches, start from the fitted parameters
+(a warm start), keep the fit's L1 weight ``l1_``, and carry the curvature of the full-data
+loss at the fit (its Hessian, by central differences of the gradient) as their L-BFGS memory,
+so that they behave like Newton iterations: on simulated envelopes they converge in about 10
+iterations instead of 200-400, to the same weights. The rotated restarts use the same memory;
+their rotation (an orthogonal map ``expm(A - A^T)``, A Gaussian with SD ``START_ROTATION`` =
+0.3, as :meth:`~nwb_synergy.RLVM.fit_resamples`) probes identification: a basis that the data
+and the L1 penalty pin down comes back to the same weights (default RLVM on simulated data:
+within 2e-4), one they do not pin down (the reference RLVM, without L1) ends elsewhere at the
+same loss, so its weights spread and are not flagged. Restarts and refits are capped at
+``REFIT_MAX_ITER`` iterations. Other models are refitted with their ``fit_resamples`` when
+they have it, else one new fit per resample, and get no rotated restarts.
 
 NMF weights are non-negative by construction, so NMF never has candidates and nothing is
 refitted. :meth:`NegativeComponents.matched_nmf_weights` reports, for each NegCp, the weight of
@@ -71,6 +77,10 @@ from .signals import EMG
 MC_BAND = 2.576
 #: finite-difference step of the Hessian that preconditions the RLVM refits (scaled units)
 HESSIAN_STEP = 1e-3
+#: standard deviation of the random rotations of the RLVM's rotated restarts
+START_ROTATION = 0.3
+#: most L-BFGS iterations of an RLVM refit (warm-started refits that return take tens)
+REFIT_MAX_ITER = 250
 #: memory budget (bytes) of one batch of RLVM refits' L-BFGS histories
 REFIT_MEMORY = 64 * 2**20
 
@@ -99,8 +109,8 @@ class NegativeComponents:
     q_value
         Benjamini-Hochberg adjusted p-value over all candidates (NaN where not tested).
     std_error
-        Bootstrap root-mean-square error of ``relative`` around the fitted value (NaN where
-        not tested).
+        Root-mean-square deviation from ``relative`` of the bootstrap refits plus (RLVM) that
+        of the rotated restarts, in quadrature (NaN where not tested).
     mc_error
         Monte Carlo standard error of the Wald statistic ``relative / std_error`` due to the
         finite number of refits (NaN where not tested).
@@ -122,11 +132,15 @@ class NegativeComponents:
     method
         The tests applied, in words (for tables and provenance).
     n_refits
-        Refits run in all (``n_boot`` plus those added while decisions were unclear).
+        Bootstrap refits run in all (``n_boot`` plus those added while decisions were
+        unclear).
     muscle_names
         Muscle names when known.
     boot_relative
         Relative weights of every bootstrap refit (n_refits, n_muscles, K), matched.
+    rotated_relative
+        Relative weights of the RLVM's rotated restarts that fit as well as the fit
+        (n, n_muscles, K), matched; None for other models.
     """
 
     mask: np.ndarray
@@ -151,6 +165,7 @@ class NegativeComponents:
     n_refits: int = 0
     muscle_names: list[str] | None = None
     boot_relative: np.ndarray | None = field(default=None, repr=False)
+    rotated_relative: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n_negative(self) -> int:
@@ -323,6 +338,7 @@ _PER_SYNERGY = (
     "ci_low",
     "ci_high",
     "boot_relative",
+    "rotated_relative",
 )
 
 
@@ -375,38 +391,53 @@ def block_bootstrap_counts(
 
 
 def bootstrap_test(
-    relative: np.ndarray, boot_relative: np.ndarray, tested: np.ndarray
+    relative: np.ndarray,
+    boot_relative: np.ndarray,
+    tested: np.ndarray,
+    rotated_relative: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Wald test of ``relative < 0`` with the bootstrap root-mean-square error.
+    """Wald test of ``relative < 0`` with the root-mean-square error of the refits.
 
     Parameters
     ----------
     relative
         Fitted relative weights (n_muscles, K).
     boot_relative
-        Refits' relative weights (n_refits, n_muscles, K), matched.
+        Bootstrap refits' relative weights (n_refits, n_muscles, K), matched.
     tested
         Which weights to test, bool (n_muscles, K).
+    rotated_relative
+        Optional relative weights of restarts on the same data (n_rotations, n_muscles, K),
+        matched: their spread around ``relative`` (bases the data fit equally well) is added
+        to the bootstrap's.
 
     Returns
     -------
     p_value
-        ``Phi(relative / s)`` with ``s = sqrt(mean_b (boot_b - relative)^2)`` (0 or 1 when
-        ``s = 0``); NaN where not tested.
+        ``Phi(relative / s)`` with ``s^2 = mean_b (boot_b - relative)^2 + mean_r (rotated_r -
+        relative)^2`` (0 or 1 when ``s = 0``); NaN where not tested.
     std_error
         ``s``; NaN where not tested.
     mc_error
         Monte Carlo standard error of ``relative / s`` from the spread of the squared
-        deviations (delta method); NaN where not tested.
+        deviations (delta method: ``|z| sd(s^2) / (2 s^2)``); NaN where not tested.
     """
-    dev2 = (np.asarray(boot_relative, dtype=float) - relative) ** 2
-    n_refits = dev2.shape[0]
-    msd = dev2.mean(axis=0)
+    parts = [np.asarray(boot_relative, dtype=float)]
+    if rotated_relative is not None and len(rotated_relative):
+        parts.append(np.asarray(rotated_relative, dtype=float))
+    msd = np.zeros(relative.shape)
+    msd_var = np.zeros(relative.shape)
+    for part in parts:
+        dev2 = (part - relative) ** 2
+        msd = msd + dev2.mean(axis=0)
+        if dev2.shape[0] > 1:
+            msd_var = msd_var + dev2.var(axis=0, ddof=1) / dev2.shape[0]
+        else:
+            msd_var = msd_var + np.where(dev2[0] > 0, np.inf, 0.0)
     s = np.sqrt(msd)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(s > 0, relative / s, np.where(relative < 0, -np.inf, np.inf))
-        sd_dev2 = dev2.std(axis=0, ddof=1) if n_refits > 1 else np.full_like(msd, np.inf)
-        mc_err = np.where(s > 0, np.abs(z) * sd_dev2 / (2.0 * msd * np.sqrt(n_refits)), 0.0)
+        mc_err = np.where(s > 0, np.abs(z) * np.sqrt(msd_var) / (2.0 * msd), 0.0)
     p = norm.cdf(z)
     nan = np.nan
     return np.where(tested, p, nan), np.where(tested, s, nan), np.where(tested, mc_err, nan)
@@ -443,89 +474,143 @@ def _is_fast_rlvm(model: Any) -> bool:
     return isinstance(model, RLVM) and hasattr(model, "_params") and hasattr(model, "l1_")
 
 
-def _rlvm_refits(model: Any, data: np.ndarray) -> Callable[[Draw, int], np.ndarray]:
-    """Fast refits of a fitted RLVM (see the module docstring); returns ``refit(draw, n)``.
+class _RLVMRefits:
+    """Fast refits of a fitted RLVM: bootstrap resamples, and rotated restarts on the data.
 
     The Hessian of the full-data loss at the fitted parameters is computed once (central
     differences of the batched analytic gradient, step ``HESSIAN_STEP``), its eigenvalues taken
     in absolute value and floored at ``1e-8`` of the largest, and written as L-BFGS curvature
     pairs (eigenvectors ``s_i``, ``y_i = lambda_i s_i``, largest first so that new pairs push
-    out the stiffest directions first; ``gamma = 1 / lambda_max``). Each batch of refits
-    starts at the fitted parameters with this memory, the model's L1 weight ``l1_`` and
-    its L-BFGS settings (history long enough to hold the Hessian).
+    out the stiffest directions first; ``gamma = 1 / lambda_max``). Every refit starts with
+    this memory and uses the model's L1 weight ``l1_`` and L-BFGS settings (a history long
+    enough to hold the Hessian, at most ``REFIT_MAX_ITER`` iterations). Batches are sized so
+    that their L-BFGS histories stay within ``REFIT_MEMORY``.
     """
-    import torch
 
-    from .factorize import _rlvm_core as core
-    from .factorize._lbfgs import LBFGSMemory
+    def __init__(self, model: Any, data: np.ndarray):
+        import torch
 
-    theta = np.asarray(model._params, dtype=float)
-    n_muscles = data.shape[1]
-    tied = bool(model.tied)
-    n_params = theta.shape[0]
-    k = (n_params - n_muscles) // ((1 if tied else 2) * n_muscles + 1)
-    layout = core._Layout(n_muscles, k, tied)
-    x = data / model.scale_
-    fit_kw = dict(model._fit_kw())
-    device = core._resolve_device(fit_kw["device"])
+        from .factorize import _rlvm_core as core
 
-    with core.torch_threads(model.n_threads):
-        xt = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float64, device=device)
-        obj = core._Objective(
-            xt,
-            layout,
-            loss=model.loss,
-            l2_weights=float(model.l2_weights),
-            l2_biases=float(model.l2_biases),
-            l1=torch.full((2 * n_params,), float(model.l1_), dtype=torch.float64, device=device),
-        )
-        th = torch.as_tensor(theta, dtype=torch.float64, device=device)
-        step = HESSIAN_STEP * torch.eye(n_params, dtype=torch.float64, device=device)
-        _, grad = obj(torch.cat([th + step, th - step]), torch.arange(2 * n_params))
-        hess = (grad[:n_params] - grad[n_params:]) / (2.0 * HESSIAN_STEP)
-        lam, vec = torch.linalg.eigh(0.5 * (hess + hess.T))
+        self.core, self.torch, self.model = core, torch, model
+        self.theta = np.asarray(model._params, dtype=float)
+        n_muscles = data.shape[1]
+        n_params = self.theta.shape[0]
+        tied = bool(model.tied)
+        self.k = (n_params - n_muscles) // ((1 if tied else 2) * n_muscles + 1)
+        self.layout = core._Layout(n_muscles, self.k, tied)
+        self.x = data / model.scale_
+        self.fit_kw = dict(model._fit_kw())
+        self.device = core._resolve_device(self.fit_kw["device"])
+        self.fit_kw["history_size"] = n_params
+        self.fit_kw["max_iter"] = min(int(self.fit_kw["max_iter"]), REFIT_MAX_ITER)
+        per_refit = 8 * 3 * 4 * n_params * n_params + 8 * 2 * self.x.shape[0]
+        self.chunk = int(max(1, REFIT_MEMORY // per_refit))
+        with core.torch_threads(model.n_threads):
+            self.xt = torch.as_tensor(self.x, dtype=torch.float64, device=self.device)
+            th = torch.as_tensor(self.theta, dtype=torch.float64, device=self.device)
+            step = HESSIAN_STEP * torch.eye(n_params, dtype=torch.float64, device=self.device)
+            _, grad = self._objective(2 * n_params)(
+                torch.cat([th + step, th - step]), torch.arange(2 * n_params)
+            )
+            hess = (grad[:n_params] - grad[n_params:]) / (2.0 * HESSIAN_STEP)
+            lam, vec = torch.linalg.eigh(0.5 * (hess + hess.T))
         lam = lam.abs()
         lam = lam.clamp_min(1e-8 * float(lam.max()) if float(lam.max()) > 0 else 1.0)
         order = torch.argsort(lam, descending=True)
-        lam, vec = lam[order], vec[:, order]
-        s_pairs = vec.T.contiguous()  # (P, P), rows oldest first
-        y_pairs = s_pairs * lam[:, None]
-        gamma = 1.0 / float(lam.max())
-    hist = n_params
-    per_refit = 8 * 3 * (2 * hist * n_params + 2 * hist * hist) + 8 * 2 * x.shape[0]
-    chunk = int(max(1, REFIT_MEMORY // per_refit))
-    fit_kw["history_size"] = hist
+        self.lam, vec = lam[order], vec[:, order]
+        self.s_pairs = vec.T.contiguous()  # (P, P), rows oldest first
+        self.y_pairs = self.s_pairs * self.lam[:, None]
+        self.gamma = 1.0 / float(self.lam.max())
 
-    def refit(draw: Draw, n: int) -> np.ndarray:
-        out = []
-        with core.torch_threads(model.n_threads):
-            for start in range(0, n, chunk):
-                r = min(chunk, n - start)
-                counts = draw(r)
-                mem = LBFGSMemory(
-                    s=_repeat(s_pairs, r),
-                    y=_repeat(y_pairs, r),
-                    sy=_repeat(torch.diag(lam), r),
-                    yy=_repeat(torch.diag(lam * lam), r),
-                    valid=torch.ones((r, hist), dtype=torch.bool, device=device),
-                    gamma=torch.full((r,), gamma, dtype=torch.float64, device=device),
-                )
-                res = core.fit_batched(
-                    x,
-                    np.repeat(theta[None], r, axis=0),
-                    k=k,
-                    tied=tied,
-                    l1=float(model.l1_),
-                    sample_weight=counts,
-                    memory=_to_dtype(mem, fit_kw["dtype"]),
-                    **fit_kw,
-                )
-                for params in res.params:
-                    decoder = core._split(params, layout)[1]
-                    out.append(_matched_unit(model.weights_, decoder))
+    def _objective(self, n: int, counts: np.ndarray | None = None) -> Any:
+        torch = self.torch
+        return self.core._Objective(
+            self.xt,
+            self.layout,
+            loss=self.model.loss,
+            l2_weights=float(self.model.l2_weights),
+            l2_biases=float(self.model.l2_biases),
+            l1=torch.full((n,), float(self.model.l1_), dtype=torch.float64, device=self.device),
+            sample_weight=None
+            if counts is None
+            else torch.as_tensor(counts, dtype=torch.float64, device=self.device),
+        )
+
+    def _memory(self, r: int) -> Any:
+        from .factorize._lbfgs import LBFGSMemory
+
+        torch, dev = self.torch, self.device
+        hist = self.lam.shape[0]
+        memory = LBFGSMemory(
+            s=_repeat(self.s_pairs, r),
+            y=_repeat(self.y_pairs, r),
+            sy=_repeat(torch.diag(self.lam), r),
+            yy=_repeat(torch.diag(self.lam * self.lam), r),
+            valid=torch.ones((r, hist), dtype=torch.bool, device=dev),
+            gamma=torch.full((r,), self.gamma, dtype=torch.float64, device=dev),
+        )
+        return _to_dtype(memory, self.fit_kw["dtype"])
+
+    def _fit(self, starts: np.ndarray, counts: np.ndarray | None) -> Any:
+        return self.core.fit_batched(
+            self.x,
+            starts,
+            k=self.k,
+            tied=self.layout.tied,
+            l1=float(self.model.l1_),
+            sample_weight=counts,
+            memory=self._memory(starts.shape[0]),
+            **self.fit_kw,
+        )
+
+    def _weights(self, params: np.ndarray) -> list[np.ndarray]:
+        split = self.core._split
+        return [_matched_unit(self.model.weights_, split(p, self.layout)[1]) for p in params]
+
+    def resamples(self, draw: Draw, n: int) -> np.ndarray:
+        """Matched unit-norm synergies of ``n`` bootstrap refits (n, N, K).
+
+        Each refit starts at the fitted parameters (a warm start) and fits the resample that
+        ``draw`` gives.
+        """
+        out: list[np.ndarray] = []
+        with self.core.torch_threads(self.model.n_threads):
+            for first in range(0, n, self.chunk):
+                r = min(self.chunk, n - first)
+                res = self._fit(np.repeat(self.theta[None], r, axis=0), draw(r))
+                out += self._weights(res.params)
         return np.stack(out)
 
-    return refit
+    def rotations(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Restarts on the full data from the fit rotated at random inside the synergy span.
+
+        Rotations ``expm(A - A^T)``, A Gaussian with SD ``START_ROTATION`` (as
+        :meth:`~nwb_synergy.RLVM.fit_resamples`). Returns their matched unit-norm synergies
+        (n, N, K) and final penalised losses (n,) (the units of ``restart_loss_``).
+        """
+        if n == 0:
+            return np.zeros((0,) + self.model.weights_.shape), np.zeros(0)
+        starts = self.core.rotate_starts(
+            np.repeat(self.theta[None], n, axis=0),
+            self.layout,
+            int(rng.integers(0, 2**62)),
+            size=START_ROTATION,
+            keep_first=False,
+        )
+        weights: list[np.ndarray] = []
+        losses: list[np.ndarray] = []
+        with self.core.torch_threads(self.model.n_threads):
+            for first in range(0, n, self.chunk):
+                res = self._fit(starts[first : first + self.chunk], None)
+                weights += self._weights(res.params)
+                torch = self.torch
+                params = torch.as_tensor(res.params, dtype=torch.float64, device=self.device)
+                value, _ = self._objective(res.params.shape[0])(
+                    params, torch.arange(res.params.shape[0])
+                )
+                losses.append(value.cpu().numpy())
+        return np.stack(weights), np.concatenate(losses)
 
 
 def _repeat(a: Any, n: int) -> Any:
@@ -632,6 +717,7 @@ def negative_components(
     min_consistency: float = 0.8,
     restart_tol: float = 0.01,
     max_boot: int | None = None,
+    n_rotations: int = 10,
     random_state: int | np.random.Generator | None = None,
 ) -> NegativeComponents:
     """Flag the negative components of synergies, guarded against rotations (module docstring).
@@ -665,8 +751,11 @@ def negative_components(
     max_boot
         Most refits in all: while a decision is within the Monte Carlo error of the refits,
         their number is doubled up to this (default ``4 * n_boot``; ``n_boot``: never add).
+    n_rotations
+        RLVM only, with ``emg``: restarts on the EMG from the fit rotated at random inside the
+        synergy span, added to the model's restarts in the consistency check (0: none).
     random_state
-        Seed or generator of the resampling (and of the refits of models other than RLVM).
+        Seed or generator of the resampling, the rotations and the refits.
 
     Returns
     -------
@@ -683,8 +772,9 @@ def negative_components(
         raise InputError(f"must be in (0, 1), got {alpha!r}", obj="alpha")
     if not (isinstance(min_consistency, (int, float)) and 0 <= min_consistency <= 1):
         raise InputError(f"must be in [0, 1], got {min_consistency!r}", obj="min_consistency")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
-        raise InputError(f"must be a non-negative integer, got {n_boot!r}", obj="n_boot")
+    for name, value in (("n_boot", n_boot), ("n_rotations", n_rotations)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise InputError(f"must be a non-negative integer, got {value!r}", obj=name)
     if max_boot is None:
         max_boot = 4 * int(n_boot)
     if (
@@ -720,39 +810,32 @@ def negative_components(
     if activity is not None:  # a silenced latent's weights mean nothing
         cand &= (np.asarray(activity, dtype=float) > 0)[None, :]
     nan = np.full((n_muscles, k), np.nan)
-    rng = np.random.default_rng(random_state)
-
-    # 1. consistency across restarts
-    frac = nan.copy()
-    n_used = 0
-    restarts = getattr(model_or_weights, "restart_weights_", None) if is_model else None
-    if restarts is not None:
-        restarts = np.asarray(restarts, dtype=float)
-        losses = _restart_losses(model_or_weights)
-        keep = np.ones(restarts.shape[0], dtype=bool)
-        if losses is not None and losses.shape[0] == restarts.shape[0]:
-            best = np.nanmin(losses)
-            keep = losses <= best + restart_tol * abs(best)
-        if keep.any():
-            rrel = relative_weights(restarts[keep])
-            frac = np.mean(rrel < -threshold, axis=0)
-            n_used = int(keep.sum())
-    consistent = frac >= min_consistency if n_used > 0 else np.ones_like(cand)
-
-    # 2. block bootstrap over time, Benjamini-Hochberg over the candidates
-    pval, qval, serr, mc_err, lo, hi = (nan.copy() for _ in range(6))
-    undecided = np.zeros_like(cand)
-    boot_rel = None
-    blk = 0
-    n_refits = 0
-    did_boot = False
-    if emg is not None and n_boot > 0 and is_model:
+    data = None
+    if emg is not None and is_model:
         data = emg.to_numpy().astype(float) if isinstance(emg, EMG) else np.asarray(emg, float)
         if data.ndim != 2 or data.shape[1] != n_muscles:
             raise InputError(
                 f"EMG of shape {data.shape} does not match the model's {n_muscles} muscles",
                 obj="emg",
             )
+
+    # 1. consistency across the model's restarts
+    frac, n_used = nan.copy(), 0
+    if is_model:
+        frac, n_used = _restart_consistency(model_or_weights, threshold, restart_tol, frac)
+    consistent = frac >= min_consistency if n_used > 0 else np.ones_like(cand)
+
+    # 2. block bootstrap over time (and rotated restarts), Benjamini-Hochberg
+    boot = _Bootstrap(
+        p_value=nan.copy(),
+        std_error=nan.copy(),
+        mc_error=nan.copy(),
+        ci_low=nan.copy(),
+        ci_high=nan.copy(),
+    )
+    blk = 0
+    did_boot = data is not None and n_boot > 0
+    if did_boot:
         if block == "auto":
             blk = auto_block(data)
         elif isinstance(block, (int, np.integer)) and not isinstance(block, bool) and block >= 1:
@@ -760,29 +843,20 @@ def negative_components(
         else:
             raise InputError(f"must be a positive integer or 'auto', got {block!r}", obj="block")
         if cand.any():
-            count_rng, refit_rng = rng.spawn(2)
-
-            def draw(n: int) -> np.ndarray:
-                return block_bootstrap_counts(data.shape[0], n, blk, count_rng)
-
-            if _is_fast_rlvm(model_or_weights):
-                refit = _rlvm_refits(model_or_weights, data)
-            else:
-                refit = _generic_refits(model_or_weights, data, refit_rng)
-            rounds = []
-            batch = int(n_boot)
-            while True:
-                rounds.append(refit(draw, batch))
-                n_refits += batch
-                boot_rel = relative_weights(np.concatenate(rounds))
-                pval, serr, mc_err = bootstrap_test(rel, boot_rel, cand)
-                _, _, undecided = decide(pval, mc_err, cand, consistent, alpha)
-                if n_refits >= max_boot or not undecided.any():
-                    break
-                batch = min(n_refits, max_boot - n_refits)
-            lo = np.where(cand, np.quantile(boot_rel, alpha / 2, axis=0), np.nan)
-            hi = np.where(cand, np.quantile(boot_rel, 1 - alpha / 2, axis=0), np.nan)
-        did_boot = True
+            boot = _bootstrap(
+                model_or_weights,
+                data,
+                rel,
+                cand,
+                consistent,
+                block=blk,
+                n_boot=int(n_boot),
+                max_boot=int(max_boot),
+                n_rotations=int(n_rotations),
+                restart_tol=float(restart_tol),
+                alpha=float(alpha),
+                rng=np.random.default_rng(random_state),
+            )
 
     guarded = did_boot or n_used > 0
     if not guarded and cand.any():
@@ -793,21 +867,35 @@ def negative_components(
             stacklevel=2,
         )
     if did_boot:
-        qval, mask, undecided = decide(pval, mc_err, cand, consistent, alpha)
+        qval, mask, undecided = decide(boot.p_value, boot.mc_error, cand, consistent, alpha)
     else:
-        mask = cand & consistent
+        qval, mask, undecided = nan.copy(), cand & consistent, np.zeros_like(cand)
+    n_rot = 0 if boot.rotated_relative is None else len(boot.rotated_relative)
+    method = [f"candidates: relative weight < -{threshold:g}"]
+    if n_used:
+        method.append(f"negative in >= {min_consistency:g} of {n_used} near-best restarts")
+    if did_boot:
+        method.append(
+            f"circular block bootstrap ({blk}-sample blocks, {boot.n_refits} warm-started "
+            f"refits) and {n_rot} restarts from the fit rotated in the synergy span; one-sided "
+            "Wald p-value Phi(w / s), s the RMS deviation of refits and restarts from w; "
+            f"Benjamini-Hochberg FDR <= {alpha:g} over the {int(cand.sum())} candidates, "
+            f"decisions beyond {MC_BAND:g} Monte Carlo errors ({int(undecided.sum())} undecided)"
+        )
+    else:
+        method.append("no bootstrap")
     return NegativeComponents(
         mask=mask,
         candidates=cand,
         relative=rel,
         restart_fraction=frac,
-        p_value=pval,
+        p_value=boot.p_value,
         q_value=qval,
-        std_error=serr,
-        mc_error=mc_err,
+        std_error=boot.std_error,
+        mc_error=boot.mc_error,
         undecided=undecided,
-        ci_low=lo,
-        ci_high=hi,
+        ci_low=boot.ci_low,
+        ci_high=boot.ci_high,
         threshold=float(threshold),
         alpha=float(alpha),
         min_consistency=float(min_consistency),
@@ -815,28 +903,109 @@ def negative_components(
         block=blk,
         n_restarts_used=n_used,
         guarded=guarded,
-        method=_describe(
-            threshold, n_used, min_consistency, did_boot, blk, n_refits, alpha, cand, undecided
-        ),
-        n_refits=n_refits,
+        method="; ".join(method),
+        n_refits=boot.n_refits,
         muscle_names=list(names) if names is not None else None,
-        boot_relative=boot_rel,
+        boot_relative=boot.boot_relative,
+        rotated_relative=boot.rotated_relative,
     )
 
 
-def _describe(
-    threshold, n_used, min_consistency, did_boot, blk, n_refits, alpha, cand, undecided
-) -> str:
-    parts = [f"candidates: relative weight < -{threshold:g}"]
-    if n_used:
-        parts.append(f"negative in >= {min_consistency:g} of {n_used} near-best restarts")
-    if did_boot:
-        parts.append(
-            f"circular block bootstrap ({blk}-sample blocks, {n_refits} refits); one-sided "
-            "Wald p-value Phi(w / s), s the bootstrap RMS error; Benjamini-Hochberg FDR "
-            f"<= {alpha:g} over the {int(cand.sum())} candidates, decided beyond 2.58 Monte "
-            f"Carlo errors ({int(undecided.sum())} undecided)"
-        )
+def _restart_consistency(
+    model: Any, threshold: float, restart_tol: float, empty: np.ndarray
+) -> tuple[np.ndarray, int]:
+    """Fraction of near-best restarts in which each weight is a candidate, and their number."""
+    restarts = getattr(model, "restart_weights_", None)
+    if restarts is None:
+        return empty, 0
+    restarts = np.asarray(restarts, dtype=float)
+    losses = _restart_losses(model)
+    keep = np.ones(restarts.shape[0], dtype=bool)
+    if losses is not None and losses.shape[0] == restarts.shape[0]:
+        best = np.nanmin(losses)
+        keep = losses <= best + restart_tol * abs(best)
+    if not keep.any():
+        return empty, 0
+    return np.mean(relative_weights(restarts[keep]) < -threshold, axis=0), int(keep.sum())
+
+
+@dataclass
+class _Bootstrap:
+    """What :func:`_bootstrap` measured (NaN where not tested)."""
+
+    p_value: np.ndarray
+    std_error: np.ndarray
+    mc_error: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    n_refits: int = 0
+    boot_relative: np.ndarray | None = None
+    rotated_relative: np.ndarray | None = None
+
+
+def _bootstrap(
+    model: Any,
+    data: np.ndarray,
+    rel: np.ndarray,
+    cand: np.ndarray,
+    consistent: np.ndarray,
+    *,
+    block: int,
+    n_boot: int,
+    max_boot: int,
+    n_rotations: int,
+    restart_tol: float,
+    alpha: float,
+    rng: np.random.Generator,
+) -> _Bootstrap:
+    """Refits on block-bootstrap resamples (and RLVM rotated restarts) until decisions are clear.
+
+    Rounds of refits: ``n_boot``, then as many again while :func:`decide` leaves a candidate
+    undecided, up to ``max_boot`` in all; an RLVM also gets ``n_rotations`` rotated restarts
+    on the full data per ``n_boot`` refits, those within ``restart_tol`` of the fit's loss
+    entering the error.
+    """
+    count_rng, refit_rng = rng.spawn(2)
+    rotated: list[np.ndarray] = []
+    if _is_fast_rlvm(model):
+        fast = _RLVMRefits(model, data)
+        refit = fast.resamples
+        fit_loss = float(model.loss_)
+
+        def rotate(n: int) -> None:
+            if n > 0:
+                w, loss = fast.rotations(n, refit_rng)
+                near = loss <= fit_loss + restart_tol * abs(fit_loss)
+                rotated.append(relative_weights(w[near]))
+
     else:
-        parts.append("no bootstrap")
-    return "; ".join(parts)
+        refit = _generic_refits(model, data, refit_rng)
+
+        def rotate(n: int) -> None:
+            return None
+
+    def draw(n: int) -> np.ndarray:
+        return block_bootstrap_counts(data.shape[0], n, block, count_rng)
+
+    rounds: list[np.ndarray] = []
+    batch = n_boot
+    while True:
+        rotate(int(round(n_rotations * batch / n_boot)))
+        rounds.append(refit(draw, batch))
+        boot_rel = relative_weights(np.concatenate(rounds))
+        rot_rel = np.concatenate(rotated) if rotated else None
+        pval, serr, mc_err = bootstrap_test(rel, boot_rel, cand, rot_rel)
+        _, _, undecided = decide(pval, mc_err, cand, consistent, alpha)
+        if len(boot_rel) >= max_boot or not undecided.any():
+            break
+        batch = min(len(boot_rel), max_boot - len(boot_rel))
+    return _Bootstrap(
+        p_value=pval,
+        std_error=serr,
+        mc_error=mc_err,
+        ci_low=np.where(cand, np.quantile(boot_rel, alpha / 2, axis=0), np.nan),
+        ci_high=np.where(cand, np.quantile(boot_rel, 1 - alpha / 2, axis=0), np.nan),
+        n_refits=len(boot_rel),
+        boot_relative=boot_rel,
+        rotated_relative=rot_rel,
+    )

@@ -12,7 +12,7 @@ from nwb_synergy.errors import InputError
 from nwb_synergy.factorize.nmf import NMF
 from nwb_synergy.factorize.rlvm import RLVM
 from nwb_synergy.negcp import (
-    _rlvm_refits,
+    _RLVMRefits,
     auto_block,
     block_bootstrap_counts,
     bootstrap_test,
@@ -255,17 +255,18 @@ def test_preconditioned_rlvm_refits_reach_the_plain_lbfgs_optimum(rlvm_fit):
     sim, model, _ = rlvm_fit
     data = sim.emg.data
     counts = block_bootstrap_counts(data.shape[0], 3, 100, np.random.default_rng(0))
-    fast = _rlvm_refits(model, data)(lambda n: counts[:n], 3)
+    fast = _RLVMRefits(model, data).resamples(lambda n: counts[:n], 3)
     # the same refits by the model's L-BFGS from the fit, without the Hessian memory, run long
-    plain = core.fit_batched(
-        data / model.scale_,
-        np.repeat(model._params[None], 3, axis=0),
-        k=4,
-        tied=False,
-        l1=model.l1_,
-        sample_weight=counts,
-        **{**model._fit_kw(), "max_iter": 3000, "tol_change": 1e-11},
-    )
+    with core.torch_threads(1):  # as the model's own fits (more threads only contend)
+        plain = core.fit_batched(
+            data / model.scale_,
+            np.repeat(model._params[None], 3, axis=0),
+            k=4,
+            tied=False,
+            l1=model.l1_,
+            sample_weight=counts,
+            **{**model._fit_kw(), "max_iter": 3000, "tol_change": 1e-11},
+        )
     slow = []
     for params in plain.params:
         d = core._split(params, core._Layout(12, 4, False))[1]
@@ -274,6 +275,26 @@ def test_preconditioned_rlvm_refits_reach_the_plain_lbfgs_optimum(rlvm_fit):
     spread = relative_weights(np.stack(slow)).std(axis=0)
     assert diff.max() < 0.01
     assert np.sqrt(np.mean(diff**2)) < 0.2 * np.mean(spread)
+
+
+def test_rotated_restarts_reject_the_reference_rlvm_and_return_for_the_default(rlvm_fit):
+    sim, model, truth = rlvm_fit
+    # the default RLVM's basis is pinned down: restarts from rotated fits come back to it
+    res = negative_components(model, sim.emg, n_boot=20, max_boot=20, random_state=0)
+    assert len(res.rotated_relative) >= 3
+    assert np.abs(res.rotated_relative - res.relative).max() < 0.01
+    # the reference RLVM (tied, no L1) finds the span but not the basis: its restarts agree
+    # with each other, so the threshold and the restart check keep spurious NegCps, but
+    # restarts from its fit rotated inside the span end elsewhere at the same loss
+    ref = RLVM.reference(4, n_restarts=3, random_state=0).fit(sim.emg)
+    pairs = compare_synergies(sim.weights, ref).pairs
+    ref_truth = np.zeros(truth.shape, dtype=bool)
+    ref_truth[:, pairs[:, 1]] = sim.negative_mask[:, pairs[:, 0]]
+    res = negative_components(ref, sim.emg, n_boot=20, max_boot=40, random_state=0)
+    spurious = res.candidates & ~ref_truth
+    assert np.sum(spurious & (res.restart_fraction >= res.min_consistency)) >= 3
+    assert np.nanmedian(np.abs(res.rotated_relative - res.relative).max(axis=0)[spurious]) > 0.1
+    assert not np.any(res.mask & ~ref_truth)
 
 
 def test_drop_synergies_removes_columns_and_redoes_bh_over_the_rest(rlvm_fit):
