@@ -71,6 +71,7 @@ from scipy.stats import false_discovery_control, norm
 
 from .compare import match_columns
 from .errors import InputError
+from .progress import counter
 from .signals import EMG
 
 #: Monte Carlo band (in standard errors of ``r / s``) within which a decision is not yet clear
@@ -989,9 +990,11 @@ def _bootstrap(
 
     rounds: list[np.ndarray] = []
     batch = n_boot
+    bar = counter(desc="NegCp bootstrap", total=max_boot)
     while True:
         rotate(int(round(n_rotations * batch / n_boot)))
         rounds.append(refit(draw, batch))
+        bar.update(batch)
         boot_rel = relative_weights(np.concatenate(rounds))
         rot_rel = np.concatenate(rotated) if rotated else None
         pval, serr, mc_err = bootstrap_test(rel, boot_rel, cand, rot_rel)
@@ -999,6 +1002,7 @@ def _bootstrap(
         if len(boot_rel) >= max_boot or not undecided.any():
             break
         batch = min(len(boot_rel), max_boot - len(boot_rel))
+    bar.close()
     return _Bootstrap(
         p_value=pval,
         std_error=serr,

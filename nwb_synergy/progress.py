@@ -32,3 +32,20 @@ def progress(iterable: Iterable[Any], *, desc: str, total: int | None = None) ->
     from tqdm.auto import tqdm
 
     return tqdm(iterable, desc=desc, total=total, leave=False, disable=None)
+
+
+class _Silent:
+    def update(self, n: int = 1) -> None:
+        """Nothing to show."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def counter(*, desc: str, total: int | None = None) -> Any:
+    """A bar advanced by hand (``update(n)``, ``close()``), silent unless bars are shown."""
+    if not _SHOWN.get():
+        return _Silent()
+    from tqdm.auto import tqdm
+
+    return tqdm(desc=desc, total=total, leave=False, disable=None)
