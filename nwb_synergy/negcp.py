@@ -82,6 +82,8 @@ HESSIAN_STEP = 1e-3
 START_ROTATION = 0.3
 #: most L-BFGS iterations of an RLVM refit (warm-started refits that return take tens)
 REFIT_MAX_ITER = 250
+#: longest L-BFGS history of an RLVM refit (the Hessian's flattest directions when it is longer)
+MAX_HISTORY = 512
 #: memory budget (bytes) of one batch of RLVM refits' L-BFGS histories
 REFIT_MEMORY = 64 * 2**20
 
@@ -482,10 +484,11 @@ class _RLVMRefits:
     differences of the batched analytic gradient, step ``HESSIAN_STEP``), its eigenvalues taken
     in absolute value and floored at ``1e-8`` of the largest, and written as L-BFGS curvature
     pairs (eigenvectors ``s_i``, ``y_i = lambda_i s_i``, largest first so that new pairs push
-    out the stiffest directions first; ``gamma = 1 / lambda_max``). Every refit starts with
-    this memory and uses the model's L1 weight ``l1_`` and L-BFGS settings (a history long
-    enough to hold the Hessian, at most ``REFIT_MAX_ITER`` iterations). Batches are sized so
-    that their L-BFGS histories stay within ``REFIT_MEMORY``.
+    out the stiffest directions first; ``gamma = 1 / lambda_max``; at most ``MAX_HISTORY``
+    pairs, the flattest directions). Every refit starts with this memory and uses the model's
+    L1 weight ``l1_`` and L-BFGS settings (a history long enough to hold the pairs, at most
+    ``REFIT_MAX_ITER`` iterations). Batches are sized so that their L-BFGS histories stay
+    within ``REFIT_MEMORY``.
     """
 
     def __init__(self, model: Any, data: np.ndarray):
@@ -503,9 +506,10 @@ class _RLVMRefits:
         self.x = data / model.scale_
         self.fit_kw = dict(model._fit_kw())
         self.device = core._resolve_device(self.fit_kw["device"])
-        self.fit_kw["history_size"] = n_params
+        hist = min(n_params, MAX_HISTORY)
+        self.fit_kw["history_size"] = hist
         self.fit_kw["max_iter"] = min(int(self.fit_kw["max_iter"]), REFIT_MAX_ITER)
-        per_refit = 8 * 3 * 4 * n_params * n_params + 8 * 2 * self.x.shape[0]
+        per_refit = 8 * 3 * 2 * hist * (n_params + hist) + 8 * 2 * self.x.shape[0]
         self.chunk = int(max(1, REFIT_MEMORY // per_refit))
         with core.torch_threads(model.n_threads):
             self.xt = torch.as_tensor(self.x, dtype=torch.float64, device=self.device)
@@ -518,11 +522,11 @@ class _RLVMRefits:
             lam, vec = torch.linalg.eigh(0.5 * (hess + hess.T))
         lam = lam.abs()
         lam = lam.clamp_min(1e-8 * float(lam.max()) if float(lam.max()) > 0 else 1.0)
-        order = torch.argsort(lam, descending=True)
+        self.gamma = 1.0 / float(lam.max())
+        order = torch.argsort(lam, descending=True)[n_params - hist :]
         self.lam, vec = lam[order], vec[:, order]
         self.s_pairs = vec.T.contiguous()  # (P, P), rows oldest first
         self.y_pairs = self.s_pairs * self.lam[:, None]
-        self.gamma = 1.0 / float(self.lam.max())
 
     def _objective(self, n: int, counts: np.ndarray | None = None) -> Any:
         torch = self.torch
@@ -966,7 +970,7 @@ def _bootstrap(
     on the full data per ``n_boot`` refits, those within ``restart_tol`` of the fit's loss
     entering the error.
     """
-    count_rng, refit_rng = rng.spawn(2)
+    count_rng, refit_rng = (np.random.default_rng(rng.integers(0, 2**63)) for _ in range(2))
     rotated: list[np.ndarray] = []
     if _is_fast_rlvm(model):
         fast = _RLVMRefits(model, data)
