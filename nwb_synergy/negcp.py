@@ -176,6 +176,7 @@ class NegativeComponents:
 
     @property
     def n_synergies(self) -> int:
+        """Number of synergy columns K."""
         return int(self.mask.shape[1])
 
     def drop_synergies(self, columns: Sequence[int]) -> NegativeComponents:
