@@ -177,6 +177,7 @@ class NegativeComponents:
 
     @property
     def n_synergies(self) -> int:
+        """Number of synergy columns K."""
         return int(self.mask.shape[1])
 
     def drop_synergies(self, columns: Sequence[int]) -> NegativeComponents:
@@ -570,8 +571,8 @@ class _RLVMRefits:
         )
 
     def _weights(self, params: np.ndarray) -> list[np.ndarray]:
-        split = self.core._split
-        return [_matched_unit(self.model.weights_, split(p, self.layout)[1]) for p in params]
+        split, ref, active = self.core._split, self.model.weights_, _active(self.model)
+        return [_matched_unit(ref, split(p, self.layout)[1], active) for p in params]
 
     def resamples(self, draw: Draw, n: int) -> np.ndarray:
         """Matched unit-norm synergies of ``n`` bootstrap refits (n, N, K).
@@ -632,12 +633,36 @@ def _to_dtype(memory: Any, dtype: Any) -> Any:
     return memory
 
 
-def _matched_unit(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """Columns of ``other`` at unit norm, matched to ``reference`` (N, K_ref)."""
+def _matched_unit(
+    reference: np.ndarray, other: np.ndarray, active: np.ndarray | None = None
+) -> np.ndarray:
+    """Columns of ``other`` at unit norm, matched to ``reference`` (N, K_ref).
+
+    Only the ``active`` columns of ``reference`` (default: all) take part in the matching (the
+    weights of a latent the L1 penalty silenced are arbitrary and would steal matches); its
+    other columns get ``other``'s unmatched columns, in order.
+    """
     norms = np.linalg.norm(other, axis=0)
     unit = other / np.where(norms > 0, norms, 1.0)
-    order, _ = match_columns(reference, unit)
-    return unit[:, order[: reference.shape[1]]]
+    k_ref = reference.shape[1]
+    if active is None or active.all() or not active.any():
+        order, _ = match_columns(reference, unit)
+        return unit[:, order[:k_ref]]
+    order, _ = match_columns(reference[:, active], unit)
+    n_active = int(active.sum())
+    out = np.zeros((unit.shape[0], k_ref))
+    out[:, active] = unit[:, order[:n_active]]
+    rest = order[n_active : n_active + (k_ref - n_active)]
+    out[:, np.flatnonzero(~active)[: rest.size]] = unit[:, rest]
+    return out
+
+
+def _active(model: Any) -> np.ndarray | None:
+    """Synergies whose latent is active (``activity_ > 0``), or None when unknown."""
+    activity = getattr(model, "activity_", None)
+    if activity is None or np.shape(activity) != (np.shape(model.weights_)[1],):
+        return None
+    return np.asarray(activity, dtype=float) > 0
 
 
 def _generic_refits(
@@ -645,12 +670,13 @@ def _generic_refits(
 ) -> Callable[[Draw, int], np.ndarray]:
     """Refits by ``fit_resamples`` when the model has it, else one new fit per resample."""
     reference = np.asarray(model.weights_, dtype=float)
+    active = _active(model)
 
     def refit(draw: Draw, n: int) -> np.ndarray:
         counts = draw(n)
         if hasattr(model, "fit_resamples"):
             boot = np.asarray(model.fit_resamples(data, counts, random_state=rng), dtype=float)
-            return np.stack([_matched_unit(reference, w) for w in boot])
+            return np.stack([_matched_unit(reference, w, active) for w in boot])
         params = dict(model.get_params())
         out = []
         for row in counts:
@@ -658,7 +684,8 @@ def _generic_refits(
             if "random_state" in params:
                 params["random_state"] = int(rng.integers(0, 2**31))
             refit_model = type(model)(**params).fit(data[idx])
-            out.append(_matched_unit(reference, np.asarray(refit_model.weights_, dtype=float)))
+            refit_w = np.asarray(refit_model.weights_, dtype=float)
+            out.append(_matched_unit(reference, refit_w, active))
         return np.stack(out)
 
     return refit
