@@ -16,6 +16,7 @@ from nwb_synergy.pipeline import AnalysisOptions, analyze_session
 from nwb_synergy.signals import EMG
 from nwb_synergy.simulate.synergies import simulate_synergies
 from nwb_synergy.testing.mock_files import add_units, mock_nwbfile, write_nwbfile
+from nwb_synergy.testing.mock_files import carrier_emg as mock_carrier_emg
 
 RATE = 1000.0
 ENV_RATE = 100.0
@@ -24,15 +25,7 @@ NAMES = [f"m{i}" for i in range(10)]
 
 def carrier_emg(envelope: np.ndarray, seed: int) -> np.ndarray:
     """Raw EMG (volts, RATE Hz): band-pass noise (30-300 Hz) scaled by the envelope."""
-    rng = np.random.default_rng(seed)
-    n = int(envelope.shape[0] * RATE / ENV_RATE)
-    t = np.arange(n) / RATE
-    up = np.column_stack(
-        [np.interp(t, np.arange(envelope.shape[0]) / ENV_RATE, e) for e in envelope.T]
-    )
-    sos = butter(4, (30, 300), btype="band", fs=RATE, output="sos")
-    noise = sosfiltfilt(sos, rng.standard_normal(up.shape), axis=0)
-    return 5e-5 * up * noise / noise.std(axis=0)
+    return mock_carrier_emg(envelope, ENV_RATE, RATE, amplitude=5e-5, seed=seed)
 
 
 def lab_envelope(raw: np.ndarray) -> np.ndarray:

@@ -7,7 +7,6 @@ import warnings
 
 import numpy as np
 import pytest
-from scipy.signal import butter, sosfiltfilt
 
 from nwb_synergy.compare import compare_synergies
 from nwb_synergy.emg import condition_emg, condition_segments, highpass_rectify_segments
@@ -19,6 +18,7 @@ from nwb_synergy.signals import EMG
 from nwb_synergy.simulate.synergies import simulate_synergies
 from nwb_synergy.sta import post_spike_effects, spike_triggered_average
 from nwb_synergy.testing.mock_files import add_units, mock_nwbfile, write_nwbfile
+from nwb_synergy.testing.mock_files import carrier_emg as mock_carrier_emg
 
 RATE, ENV_RATE, DURATION = 1000.0, 100.0, 80.0
 N_MUSCLES = 8
@@ -44,15 +44,7 @@ SECOND = unit_columns([[(6, 1), (7, 0.8)], [(0, 0.7), (5, 1)], [(2, 0.6), (3, 1)
 
 def carrier_emg(envelope: np.ndarray, seed: int) -> np.ndarray:
     """Raw EMG (volts, RATE Hz): band-pass noise (30-300 Hz) scaled by the envelope."""
-    rng = np.random.default_rng(seed)
-    n = int(envelope.shape[0] * RATE / ENV_RATE)
-    t = np.arange(n) / RATE
-    up = np.column_stack(
-        [np.interp(t, np.arange(envelope.shape[0]) / ENV_RATE, e) for e in envelope.T]
-    )
-    sos = butter(4, (30, 300), btype="band", fs=RATE, output="sos")
-    noise = sosfiltfilt(sos, rng.standard_normal(up.shape), axis=0)
-    return 1e-4 * up * noise / noise.std(axis=0)
+    return mock_carrier_emg(envelope, ENV_RATE, RATE, amplitude=1e-4, seed=seed)
 
 
 def activations(k: int, seed: int) -> np.ndarray:

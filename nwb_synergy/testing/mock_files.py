@@ -494,3 +494,44 @@ def write_mock_file(path: str | Path, layout: str = "2d", **kwargs) -> MockTruth
     nwbfile, truth = mock_emg_nwbfile(layout, **kwargs)
     write_nwbfile(nwbfile, path)
     return truth
+
+
+def carrier_emg(
+    envelope: np.ndarray,
+    envelope_rate: float,
+    rate: float,
+    *,
+    amplitude: float = 5e-5,
+    band: tuple[float, float] = (30.0, 300.0),
+    seed: int = 0,
+) -> np.ndarray:
+    """Raw EMG (volts) whose envelope is ``envelope``: band-pass noise scaled by it.
+
+    Parameters
+    ----------
+    envelope
+        (n_env, n_muscles) non-negative amplitudes sampled at ``envelope_rate`` Hz.
+    envelope_rate, rate
+        Rates (Hz) of the envelope and of the EMG made.
+    amplitude
+        Volts of a unit envelope (the noise has unit RMS before scaling).
+    band
+        Pass band of the noise carrier, Hz.
+    seed
+        Seed of the noise.
+
+    Returns
+    -------
+    np.ndarray
+        (n_env * rate / envelope_rate, n_muscles) EMG in volts.
+    """
+    from scipy.signal import butter, sosfiltfilt
+
+    rng = np.random.default_rng(seed)
+    n = int(envelope.shape[0] * rate / envelope_rate)
+    t = np.arange(n) / rate
+    env_t = np.arange(envelope.shape[0]) / envelope_rate
+    up = np.column_stack([np.interp(t, env_t, e) for e in envelope.T])
+    sos = butter(4, band, btype="band", fs=rate, output="sos")
+    noise = sosfiltfilt(sos, rng.standard_normal(up.shape), axis=0)
+    return amplitude * up * noise / noise.std(axis=0)
