@@ -10,6 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from cli_helpers import one_error_line, run
 
 from nwb_synergy.cli import EXIT_EXISTS, EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, main
 from nwb_synergy.testing.mock_files import (
@@ -22,20 +23,6 @@ from nwb_synergy.testing.mock_files import (
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBCOMMANDS = ("demo", "extract", "sta", "analyze", "report", "convert-walking")
-
-
-def run(argv, capsys) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def one_error_line(err: str) -> str:
-    """The error message: exactly one non-empty line, prefixed by the program name."""
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("nwb-synergy: error: "), lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ import filelock  # noqa: F401 - imported before any privilege drop (see _unprivi
 import h5py
 import numpy as np
 import pytest
+from cli_helpers import one_error_line, run
 from pynwb import NWBHDF5IO, TimeSeries
 from pynwb.misc import Units
 
@@ -51,19 +52,6 @@ from nwb_synergy.text import printable, safe_filename
 
 ROOT = Path(__file__).resolve().parents[1]
 NOBODY = 65534
-
-
-def run(argv, capsys) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("nwb-synergy: error: "), lines[0]
-    return lines[0]
 
 
 def small_emg_file(path: Path, **kwargs) -> Path:
