@@ -209,7 +209,7 @@ def _listening_addresses(pids: list[int]) -> set[str]:
 
 def test_cli_batch_on_a_separate_scheduler_retries_the_session_of_a_dead_worker(sessions, tmp_path):
     from distributed import Client
-    from test_remote import range_server
+    from range_server import range_server
 
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"

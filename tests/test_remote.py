@@ -1,18 +1,16 @@
-"""Sessions read from URLs (a range-capable HTTP server on 127.0.0.1), open h5py files, file
-objects and NWBFiles: the same numbers as from the local file, and only the bytes needed."""
+"""Sessions read from URLs (a range-capable HTTP server process on 127.0.0.1), open h5py files,
+file objects and NWBFiles: the same numbers as from the local file, and only the bytes needed."""
 
 from __future__ import annotations
 
-import contextlib
-import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import gc
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 from pynwb import NWBHDF5IO, TimeSeries
+from range_server import range_server
 
 from nwb_synergy.cli import EXIT_INPUT, EXIT_OK, main
 from nwb_synergy.errors import InputError
@@ -25,98 +23,6 @@ from nwb_synergy.simulate.session import simulate_session
 #: a fast analysis: NMF with K fixed, STAs with few permutations
 FAST = {"methods": ("nmf",), "n_synergies": 2, "n_permutations": 50, "progress": False}
 CAMERA_BYTES = 6_000_000
-
-
-# -- a range-capable HTTP server on 127.0.0.1 ------------------------------------------------------
-
-
-class RangeServer:
-    """What the server served: bytes in range responses, whole-file GETs, and its base URL."""
-
-    def __init__(self, root: Path):
-        self.root = root.resolve()
-        self.ranged_bytes = 0
-        self.whole_file_gets = 0
-        self.url = ""
-        self.lock = threading.Lock()
-
-
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address) -> None:  # clients hang up: not an error
-        pass
-
-
-def _handler(state: RangeServer):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args) -> None:
-            pass
-
-        def _file(self) -> Path | None:
-            path = (state.root / self.path.split("?")[0].lstrip("/")).resolve()
-            if state.root not in path.parents or not path.is_file():
-                self.send_error(404)
-                return None
-            return path
-
-        def _headers(self, code: int, length: int, extra: dict[str, str] | None = None) -> None:
-            self.send_response(code)
-            self.send_header("Content-Length", str(length))
-            self.send_header("Accept-Ranges", "bytes")
-            for key, value in (extra or {}).items():
-                self.send_header(key, value)
-            self.end_headers()
-
-        def do_HEAD(self) -> None:
-            path = self._file()
-            if path is not None:
-                self._headers(200, path.stat().st_size)
-
-        def do_GET(self) -> None:
-            path = self._file()
-            if path is None:
-                return
-            size = path.stat().st_size
-            match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
-            with contextlib.suppress(ConnectionError):
-                if match is None:  # a whole-file GET (remfile's length probe hangs up at once)
-                    with state.lock:
-                        state.whole_file_gets += 1
-                    self._headers(200, size)
-                    with open(path, "rb") as f:
-                        while chunk := f.read(1 << 16):
-                            self.wfile.write(chunk)
-                    return
-                start = int(match.group(1))
-                stop = min(int(match.group(2) or size - 1), size - 1)
-                with open(path, "rb") as f:
-                    f.seek(start)
-                    body = f.read(stop - start + 1)
-                with state.lock:
-                    state.ranged_bytes += len(body)
-                self._headers(206, len(body), {"Content-Range": f"bytes {start}-{stop}/{size}"})
-                self.wfile.write(body)
-
-    return Handler
-
-
-@contextlib.contextmanager
-def range_server(root: Path):
-    """Serve ``root`` over HTTP with Range support on 127.0.0.1 (a free port); yields the state."""
-    state = RangeServer(root)
-    server = _QuietServer(("127.0.0.1", 0), _handler(state))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 # -- a session with a large dataset the analysis never needs -------------------------------------
@@ -245,3 +151,38 @@ def test_cli_needs_an_output_for_a_url_and_then_writes_the_results(served, tmp_p
         assert f["processing/behavior/MuscleSynergyNMF/weights"].shape == (6, 2)
         assert "acquisition" not in f or len(f["acquisition"]) == 0
         assert url in f["general/notes"][()].decode()
+
+
+class _RecordingFile:
+    """A binary file that notes whether automatic garbage collection ran during each read."""
+
+    def __init__(self, path: Path):
+        self.inner = open(path, "rb")  # noqa: SIM115 - closed by the test
+        self.collection_enabled: list[bool] = []
+
+    def read(self, size: int = -1) -> bytes:
+        self.collection_enabled.append(gc.isenabled())
+        return self.inner.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.inner.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.inner.tell()
+
+
+def test_h5py_reads_file_objects_with_garbage_collection_paused_then_restored(served):
+    # h5py holds its lock inside read(); a collector started on a streaming thread then would
+    # wait for that lock for ever (h5py issue 2019): every read runs with collection paused
+    path = served[0]
+    expected = read_emg(path)
+    recording = _RecordingFile(path)
+    try:
+        assert gc.isenabled()
+        np.testing.assert_array_equal(read_emg(recording).data, expected.data)
+        assert len(recording.collection_enabled) > 10
+        assert not any(recording.collection_enabled)
+        assert gc.isenabled()  # restored after the reads
+        assert not recording.inner.closed  # the caller's object stays open
+    finally:
+        recording.inner.close()

@@ -25,6 +25,7 @@ which is recognised and refused with a message saying so.
 
 from __future__ import annotations
 
+import gc
 import io as _io
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,82 @@ def source_label(source: object) -> str:
     return name if isinstance(name, str) and name else f"<{type(source).__name__}>"
 
 
+# -- file objects that h5py can read without deadlocking ----------------------------------------
+
+
+class GCPausedFile:
+    """A read-only view of a binary file object that pauses cyclic garbage collection per read.
+
+    h5py holds its global lock while it calls a file object's ``read``. Streaming file objects
+    (remfile, fsspec) fetch the bytes on service threads; if the garbage collector starts on
+    such a thread and finds an h5py object to free, it waits for that lock, while the reading
+    thread waits for the bytes: the process hangs for ever (h5py's documentation, "Python
+    file-like objects", and h5py issue 2019). Pausing automatic collection for the duration of
+    each read closes that window; collection resumes when the read returns.
+
+    Parameters
+    ----------
+    inner
+        A binary file object with ``read``, ``seek`` and ``tell``. It is not closed by
+        :meth:`close` unless ``owned``.
+    owned
+        Whether closing this view closes ``inner`` (True for streams opened here).
+    """
+
+    def __init__(self, inner, *, owned: bool = False):
+        self.inner = inner
+        self.owned = owned
+        self.name = getattr(inner, "name", None)
+
+    def _paused(self, call, *args):
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return call(*args)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (all the rest when negative), collection paused."""
+        return self._paused(self.inner.read, size)
+
+    def readinto(self, buffer) -> int:
+        """Fill ``buffer`` from the current position; the number of bytes read."""
+        if hasattr(self.inner, "readinto"):
+            return self._paused(self.inner.readinto, buffer)
+        data = self.read(len(memoryview(buffer)))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._paused(self.inner.seek, offset, whence)
+
+    def tell(self) -> int:
+        return self.inner.tell()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return False
+
+    def flush(self) -> None:  # read-only: nothing to write back
+        pass
+
+    @property
+    def closed(self) -> bool:
+        return bool(getattr(self.inner, "closed", False))
+
+    def close(self) -> None:
+        """Close the inner file object when it was opened here; otherwise leave it open."""
+        if self.owned:
+            self.inner.close()
+
+
 # -- readers that close what they opened and nothing else -----------------------------------
 
 
@@ -168,6 +245,8 @@ def _borrowed(h5file):
 def open_stream(url: str, stream: str | None = None):
     """A seekable binary file object reading ``url`` by HTTP range requests.
 
+    The stream is wrapped in a :class:`GCPausedFile` (closing the wrapper closes the stream).
+
     Parameters
     ----------
     url
@@ -196,10 +275,11 @@ def open_stream(url: str, stream: str | None = None):
         if stream == "remfile":
             import remfile
 
-            return remfile.File(target)
+            return GCPausedFile(remfile.File(target), owned=True)
         import fsspec
 
-        return fsspec.filesystem("http").open(target, "rb", block_size=1 << 20)
+        stream_file = fsspec.filesystem("http").open(target, "rb", block_size=1 << 20)
+        return GCPausedFile(stream_file, owned=True)
     except ImportError as err:
         raise InputError(
             f"streaming a URL needs {stream} ({err}); pip install remfile (or fsspec aiohttp)",
@@ -341,7 +421,8 @@ def open_nwb(source, *, stream: str | None = None):
     else:
         if isinstance(source, _io.TextIOBase):
             raise InputError("a text file object: open the file in binary mode ('rb')", obj="/")
-        h5file = _open_h5(lambda: h5py.File(source, "r"), label)
+        view = GCPausedFile(source)  # the caller's object: left open
+        h5file = _open_h5(lambda: h5py.File(view, "r"), label)
     try:
         _check_is_nwb(h5file, label)
     except InputError:
