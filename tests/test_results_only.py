@@ -151,3 +151,26 @@ def test_copy_source_and_results_only_hold_the_same_results(analysed):
             "processing/ecephys/SpikeTriggeredAverages/unit",
         ):
             np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
+
+
+def test_results_only_copies_ragged_spike_times_and_observation_intervals_exactly(tmp_path):
+    from pynwb.testing.mock.file import mock_NWBFile
+
+    from nwb_synergy.io.save import results_only_nwbfile, source_reference
+
+    source = mock_NWBFile()
+    rng = np.random.default_rng(3)
+    trains = [np.sort(rng.uniform(0, 10, n)) for n in (5, 0, 12)]
+    observed = [[[0.0, 4.0], [6.0, 10.0]], [[0.0, 10.0]], [[1.0, 2.0], [3.0, 4.0], [5.0, 9.0]]]
+    for uid, (train, obs) in enumerate(zip(trains, observed, strict=True)):
+        source.add_unit(id=10 + uid, spike_times=train, obs_intervals=obs)
+    copy = results_only_nwbfile(source, source_reference(source, "session.nwb"))
+    path = tmp_path / "copy.nwb"
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(copy)
+    with NWBHDF5IO(str(path), "r") as io:
+        units = io.read().units
+        assert list(units.id[:]) == [10, 11, 12]
+        for row in range(3):
+            np.testing.assert_array_equal(units["spike_times"][row], trains[row])
+            np.testing.assert_array_equal(units["obs_intervals"][row], observed[row])

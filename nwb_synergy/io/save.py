@@ -541,26 +541,41 @@ def _copy_units(table):
 
     cols = set(table.colnames)
     resolution = getattr(table, "resolution", None)
-    copy = Units(
-        name=table.name,
-        description=(
-            f"{table.description} (ids, spike times and observation intervals copied from the "
-            "source file, so that the results' unit references resolve; other columns are in "
-            "the source)"
-        ),
-        resolution=None if resolution is None else float(resolution),
+    description = (
+        f"{table.description} (ids, spike times and observation intervals copied from the "
+        "source file, so that the results' unit references resolve; other columns are in "
+        "the source)"
     )
     ids = np.asarray(table.id.data[:], dtype=np.int64)
-    spikes = table["spike_times"] if "spike_times" in cols else None
-    obs = table["obs_intervals"] if "obs_intervals" in cols else None
-    for row, uid in enumerate(ids):
-        kwargs = {"id": int(uid)}
-        if spikes is not None:
-            kwargs["spike_times"] = np.asarray(spikes[row], dtype=np.float64)
-        if obs is not None:
-            kwargs["obs_intervals"] = np.asarray(obs[row], dtype=np.float64).reshape(-1, 2)
-        copy.add_unit(**kwargs)
+    columns = []
+    for name, width in (("spike_times", None), ("obs_intervals", 2)):
+        if name in cols:
+            columns += _ragged_copy(table, name, width)
+    copy = Units(
+        name=table.name,
+        description=description,
+        resolution=None if resolution is None else float(resolution),
+        id=ids,
+        columns=columns,
+    )
     return copy
+
+
+def _ragged_copy(table, name: str, width: int | None) -> list:
+    """The ragged column ``name`` of ``table`` as a new (VectorData, VectorIndex) pair, built
+    from arrays (hdmf writes a list element by element: 150,000 spikes took seconds)."""
+    import numpy as np
+    from hdmf.common import VectorData, VectorIndex
+
+    column = table[name]
+    rows = [np.asarray(column[row], dtype=np.float64) for row in range(len(table))]
+    if width is not None:
+        rows = [r.reshape(-1, width) for r in rows]
+    empty = np.zeros((0,) if width is None else (0, width))
+    values = np.concatenate(rows) if rows else empty
+    data = VectorData(name=name, description=column.target.description, data=values)
+    ends = np.cumsum([len(r) for r in rows]).astype(np.int64)
+    return [data, VectorIndex(name=f"{name}_index", data=ends, target=data)]
 
 
 def _copy_intervals(table):

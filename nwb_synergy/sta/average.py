@@ -247,10 +247,34 @@ def increment_shifted_average(
     ``signal`` is a :class:`~nwb_synergy.sta._inputs.SignalInput` (restricted to intervals
     or not) or a 2-D array-like.
     """
+    out = increment_shifted_averages(
+        signal, {0: window_starts}, n_lags, shifts, chunk_bytes=chunk_bytes
+    )
+    return out[0]
+
+
+def increment_shifted_averages(
+    signal: Any,
+    window_starts: Mapping[Any, np.ndarray],
+    n_lags: int,
+    shifts: np.ndarray,
+    *,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> dict[Any, tuple[np.ndarray, int]]:
+    """ISAs of many units' windows over one signal, reading (and filtering) it once.
+
+    Returns ``{unit: (isa (n_lags, n_muscles), spikes used)}``.
+    """
     data = signal.data if isinstance(signal, SignalInput) else signal
-    job = _isa_plan(np.sort(np.asarray(window_starts, dtype=np.int64)), n_lags, signal, shifts)
-    run_jobs(data, [job], chunk_bytes=chunk_bytes)
-    return _isa_from_sums(job.sums, len(job.starts), shifts, n_lags), len(job.starts)
+    jobs = {
+        unit: _isa_plan(np.sort(np.asarray(starts, dtype=np.int64)), n_lags, signal, shifts)
+        for unit, starts in window_starts.items()
+    }
+    run_jobs(data, list(jobs.values()), chunk_bytes=chunk_bytes)
+    return {
+        unit: (_isa_from_sums(job.sums, len(job.starts), shifts, n_lags), len(job.starts))
+        for unit, job in jobs.items()
+    }
 
 
 def _detrend_windows(window: tuple[float, float], windows: Any) -> list[tuple[float, float]]:

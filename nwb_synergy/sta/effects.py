@@ -63,7 +63,12 @@ from scipy.ndimage import uniform_filter1d
 from ..errors import InputError
 from ._gather import CHUNK_BYTES, box_stats
 from ._inputs import SignalInput, as_signal
-from .average import STAResult, increment_shifted_average, isa_shifts
+from .average import (
+    STAResult,
+    increment_shifted_average,
+    increment_shifted_averages,
+    isa_shifts,
+)
 
 __all__ = ["post_spike_effects", "EFFECT_COLUMNS"]
 
@@ -327,9 +332,11 @@ def post_spike_effects(
         key = (id(sig.data), float(r.rate), r.n_lags, float(r.lags[0]), r.isa_span, r.isa_step)
         groups.setdefault(key, []).append(unit)
     diffs: dict[Any, np.ndarray] = {}
+    isas: dict[Any, np.ndarray] = {}
     for units in groups.values():
         first = sta[units[0]]
         setup = _setup(first, **kwargs)
+        isas.update(_missing_isas({u: sta[u] for u in units}, setup, chunk_bytes))
         starts = np.concatenate([np.asarray(sta[u].window_starts, dtype=np.int64) for u in units])
         d = _per_spike_difference(
             setup["signal"],
@@ -343,7 +350,36 @@ def post_spike_effects(
         bounds = np.cumsum([0] + [len(sta[u].window_starts) for u in units])
         for i, u in enumerate(units):
             diffs[u] = d[bounds[i] : bounds[i + 1]]
-    return {unit: _effects_one(r, diffs[unit], **kwargs) for unit, r in sta.items()}
+    return {
+        unit: _effects_one(r, diffs[unit], isa=isas.get(unit), **kwargs) for unit, r in sta.items()
+    }
+
+
+def _missing_isas(
+    stas: Mapping[Any, STAResult], setup: dict, chunk_bytes: int
+) -> dict[Any, np.ndarray]:
+    """ISAs of the units (sharing one EMG and lag grid) whose result lacks the one needed.
+
+    All of them from one pass over the EMG (a lazily filtered EMG is filtered once, not once
+    per unit).
+    """
+    shifts = setup["shifts"]
+    if shifts is None:
+        return {}
+    need = {u: r.window_starts for u, r in stas.items() if _stored_isa(r, setup) is None}
+    if not need:
+        return {}
+    n_lags = next(iter(stas.values())).n_lags
+    isas = increment_shifted_averages(
+        setup["signal"], need, n_lags, shifts, chunk_bytes=chunk_bytes
+    )
+    return {u: isa for u, (isa, _) in isas.items()}
+
+
+def _stored_isa(sta: STAResult, setup: dict) -> np.ndarray | None:
+    """``sta.isa`` when it was computed with the shifts asked for, else None."""
+    same = np.isclose(setup["span"], sta.isa_span) and np.isclose(setup["step"], sta.isa_step)
+    return sta.isa if sta.isa is not None and same else None
 
 
 def _setup(
@@ -377,6 +413,7 @@ def _effects_one(
     sta: STAResult,
     d: np.ndarray | None,
     *,
+    isa: np.ndarray | None = None,
     baseline: tuple[float, float],
     test: tuple[float, float],
     method: str,
@@ -409,10 +446,9 @@ def _effects_one(
     starts = np.asarray(sta.window_starts, dtype=np.int64)
     curve = np.asarray(sta.mean, dtype=float)
     if shifts is not None:
-        same = np.isclose(setup["span"], sta.isa_span) and np.isclose(setup["step"], sta.isa_step)
-        if sta.isa is not None and same:
-            isa = sta.isa
-        else:
+        if isa is None:
+            isa = _stored_isa(sta, setup)
+        if isa is None:
             isa, _ = increment_shifted_average(
                 signal, starts, sta.n_lags, shifts, chunk_bytes=chunk_bytes
             )
