@@ -72,6 +72,8 @@ METHODS = ("vaf", "linear_fit", "shuffle", "cv")
 DEFAULT_SELECTION = "linear_fit"
 #: default threshold of the "linear_fit" rule on the line's mean squared residual (see above)
 LINEAR_FIT_MSE = 3e-5
+#: candidates are fitted on at most this many samples (5 minutes of envelope at 100 Hz)
+ORDER_SAMPLES = 30_000
 
 
 @dataclass
@@ -164,6 +166,7 @@ def select_n_synergies(
     n_folds: int = 4,
     random_state: int | np.random.Generator | None = None,
     nonnegative: bool | None = None,
+    max_samples: int | None = ORDER_SAMPLES,
 ) -> ModelOrder:
     """Choose the number of synergies by one of four rules (see the module docstring).
 
@@ -190,6 +193,12 @@ def select_n_synergies(
     nonnegative
         Whether the data must be non-negative (default: as the model of K=1 says, by its
         scikit-learn ``positive_only`` tag, else its ``nonnegative`` attribute).
+    max_samples
+        The candidates are fitted on at most this many samples, every ``step``-th sample of a
+        longer recording (``details["sample_step"]``); None: all. Conditioned envelopes are
+        low-passed far below their sampling rate, so thinning them leaves the curve of fit
+        against K unchanged (``tests/test_order.py``) while the cost of a 60-minute session
+        stays that of a 5-minute one (:data:`ORDER_SAMPLES`).
 
     Returns
     -------
@@ -205,6 +214,10 @@ def select_n_synergies(
         else:
             nonnegative = bool(getattr(probe, "nonnegative", True))
     data, _ = as_emg_array(emg, nonnegative=nonnegative)
+    step = 1
+    if max_samples is not None and data.shape[0] > int(max_samples):
+        step = -(-data.shape[0] // int(max_samples))
+        data = data[::step]
     n_times, n_muscles = data.shape
     if k_range is None:
         k_max = max(2, n_muscles - int(round(n_muscles / 4)))
@@ -226,7 +239,7 @@ def select_n_synergies(
         muscle_vafs.append(per)
     vaf = np.array(vafs)
     r2 = np.array(r2s)
-    details: dict[str, Any] = {"muscle_vaf": np.array(muscle_vafs)}
+    details: dict[str, Any] = {"muscle_vaf": np.array(muscle_vafs), "sample_step": step}
 
     if method == "vaf":
         ok = vaf >= vaf_threshold
