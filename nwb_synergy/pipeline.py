@@ -507,7 +507,8 @@ def sta_step(
             del stas[uid]
     out.stas.update(stas)
     if stas:
-        out.effects.update(post_spike_effects(stas, **options.effect_options))
+        effect_options = {"chunk_bytes": CHUNK_BYTES, **options.effect_options}
+        out.effects.update(post_spike_effects(stas, **effect_options))
     for uid, frame in out.effects.items():
         out.fields[uid] = np.asarray(muscle_field(frame), dtype=float)
     return out

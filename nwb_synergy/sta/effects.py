@@ -75,6 +75,8 @@ __all__ = ["post_spike_effects", "EFFECT_COLUMNS"]
 #: default control and test windows of the effect tests, seconds relative to the spike
 DEFAULT_BASELINE = (-0.03, -0.01)
 DEFAULT_TEST = (0.003, 0.015)
+#: spikes whose per-spike statistics are computed together (bounds the memory they take)
+SPIKE_BATCH = 65_536
 
 EFFECT_COLUMNS = [
     "effect",
@@ -172,6 +174,10 @@ def _per_spike_difference(
 ) -> np.ndarray:
     """(test mean - baseline mean) per spike and muscle, ISA-corrected if ``shifts``.
 
+    Returned as float32 (n_spikes, n_muscles): the statistics are computed in float64 and
+    only stored in single precision (relative 6e-8, far below any fragment's spread), which
+    halves the largest array of a long recording (600,000 spikes x 16 muscles in 20 minutes).
+
     With ``normalize``, divided by the spike's local EMG level: the mean over its shifted
     test and baseline boxes (ISA), or of its test and baseline means. Rows of spikes whose
     boxes (shifted ones included) do not fit in the EMG, or whose level is 0, are NaN.
@@ -196,16 +202,20 @@ def _per_spike_difference(
             direct = np.concatenate([direct, np.repeat(comb_weights, n, axis=1)], axis=1)
     first = int(lo.min()) - reach
     ok = signal.windows_fit(starts + first, int(hi.max()) + reach - first)
-    out = np.full((len(starts), signal.n_muscles), np.nan)
+    out = np.full((len(starts), signal.n_muscles), np.nan, dtype=np.float32)
     order = np.argsort(starts[ok], kind="stable")
     idx = np.flatnonzero(ok)[order]
-    vals = box_stats(signal.data, starts[idx], lo, hi, direct, chunk_bytes=chunk_bytes, **comb)
-    if normalize:
-        level = vals[:, 1, :]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[idx] = np.where(level > 0, vals[:, 0, :] / level, np.nan)
-    else:
-        out[idx] = vals[:, 0, :]
+    # spikes in time order, a batch at a time: consecutive stretches of the EMG, each read
+    # once, and per-spike arrays that stay small whatever the number of spikes
+    for b0 in range(0, len(idx), SPIKE_BATCH):
+        sel = idx[b0 : b0 + SPIKE_BATCH]
+        vals = box_stats(signal.data, starts[sel], lo, hi, direct, chunk_bytes=chunk_bytes, **comb)
+        if normalize:
+            level = vals[:, 1, :]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out[sel] = np.where(level > 0, vals[:, 0, :] / level, np.nan)
+        else:
+            out[sel] = vals[:, 0, :]
     return out
 
 
