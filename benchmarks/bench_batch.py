@@ -26,7 +26,7 @@ from pathlib import Path
 from distributed import Client
 
 from nwb_synergy.batch import _cluster, analyze_many
-from nwb_synergy.demo import DEMO_ANALYSIS
+from nwb_synergy.demo import QUICK_ANALYSIS
 from nwb_synergy.simulate.session import simulate_session
 
 
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict[int, float]:
                     started = time.perf_counter()
                     result = analyze_many(
                         sessions, folder / f"out_{workers}_{repeat}", client=client,
-                        progress=False, n_permutations=1000, **DEMO_ANALYSIS,
+                        progress=False, n_permutations=1000, **QUICK_ANALYSIS,
                     )  # fmt: skip
                     seconds = time.perf_counter() - started
                 finally:

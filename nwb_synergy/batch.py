@@ -3,7 +3,7 @@
 ::
 
     batch = analyze_many(["sub-01.nwb", "https://dandiarchive.s3.amazonaws.com/blobs/..."],
-                         "results/", workers=2, **DEMO_ANALYSIS)
+                         "results/", workers=2, **QUICK_ANALYSIS)
     batch.summary_path   # results/summary.csv, one row per session
 
 One Dask task per session, each running :func:`~nwb_synergy.analyze_session` with the same

@@ -359,17 +359,21 @@ def auto_block(data: np.ndarray, *, factor: float = 4.0) -> int:
     The lag is where the autocorrelation of the centred data, averaged over muscles, first
     drops below 1/e (computed by FFT). Clipped to [1, n_times // 10].
     """
-    x = np.asarray(data, dtype=float)
+    x = np.asarray(data)
     n_times = x.shape[0]
-    xc = x - x.mean(axis=0)
     nfft = 1 << int(np.ceil(np.log2(2 * n_times)))
-    spec = np.fft.rfft(xc, n=nfft, axis=0)
-    acf = np.fft.irfft(spec * np.conj(spec), n=nfft, axis=0)[:n_times]
-    var = acf[0]
-    ok = var > 0
-    if not ok.any():
+    total = np.zeros(n_times)
+    n_used = 0
+    for column in x.T:  # one muscle at a time: a few arrays of one column, not of all
+        xc = np.asarray(column, dtype=float) - float(np.mean(column))
+        spec = np.fft.rfft(xc, n=nfft)
+        acf = np.fft.irfft(spec * np.conj(spec), n=nfft)[:n_times]
+        if acf[0] > 0:
+            total += acf / acf[0]
+            n_used += 1
+    if not n_used:
         return 1
-    mean_acf = np.mean(acf[:, ok] / var[ok], axis=1)
+    mean_acf = total / n_used
     below = np.flatnonzero(mean_acf < np.exp(-1.0))
     lag = int(below[0]) if below.size else n_times // 10
     return int(np.clip(round(factor * lag), 1, max(1, n_times // 10)))

@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from nwb_synergy.demo import DEMO_ANALYSIS, score_against_truth
+from nwb_synergy.demo import QUICK_ANALYSIS, score_against_truth
 from nwb_synergy.errors import ResultsExistError
 from nwb_synergy.pipeline import analyze_session
 from nwb_synergy.simulate.session import simulate_session
@@ -26,7 +26,7 @@ def analysed(tmp_path_factory):
         random_state=SEED,
         progress=False,
         n_permutations=2000,
-        **DEMO_ANALYSIS,  # fixed RLVM L1 weight, NegCps without bootstrap: seconds, not minutes
+        **QUICK_ANALYSIS,  # fixed RLVM L1 weight, NegCps without bootstrap: seconds, not minutes
     )
     return session, results, score_against_truth(session, results)
 

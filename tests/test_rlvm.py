@@ -435,3 +435,41 @@ def test_import_does_not_load_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+#: stabilities and their standard errors along DEFAULT_L1_GRID on the 7.6-s walking trial with
+#: seeds 0-3 (K = 6, measured with the pipeline's defaults); the inputs of the rule below
+WALKING_STABILITY = {
+    0: ([0.8906, 0.9034, 0.8804, 0.8878, 0.8838], [0.0168, 0.0147, 0.0260, 0.0331, 0.0330]),
+    1: ([0.9731, 0.9812, 0.9681, 0.9921, 0.9884], [0.0085, 0.0054, 0.0105, 0.0015, 0.0026]),
+    2: ([0.9201, 0.9196, 0.8994, 0.9163, 0.9051], [0.0277, 0.0302, 0.0333, 0.0345, 0.0397]),
+    3: ([0.9163, 0.9084, 0.8793, 0.8897, 0.9046], [0.0160, 0.0169, 0.0242, 0.0328, 0.0392]),
+}
+
+
+def test_one_se_rule_picks_the_same_l1_weight_with_every_seed_of_the_walking_trial():
+    picked = {
+        seed: core.choose_stable(np.array(stab), np.array(se), 5e-4)
+        for seed, (stab, se) in WALKING_STABILITY.items()
+    }
+    assert set(picked.values()) == {4}, picked  # 0.3 with every seed
+    # a fixed tolerance (the rule before) lets the seed choose: 0.01, 0.1, 0.003, 0.003
+    fixed = {
+        seed: core.choose_stable(np.array(stab), np.zeros(5), 5e-4)
+        for seed, (stab, se) in WALKING_STABILITY.items()
+    }
+    assert fixed == {0: 1, 1: 3, 2: 0, 3: 0}
+
+
+def test_one_se_rule_keeps_a_clear_maximum_and_handles_no_fold_fits():
+    # a long simulated session: stable to 1e-4 up to 0.03, then the fits disagree
+    stab = np.array([0.9997, 0.9998, 0.9997, 0.8229, 0.7766])
+    se = np.array([1e-4, 1e-4, 1e-4, 0.03, 0.04])
+    assert core.choose_stable(stab, se, 5e-4) == 2
+    assert core.pooled_error(se) == pytest.approx(np.sqrt(np.mean(se**2)))
+    assert core.choose_stable(np.full(5, np.nan), np.zeros(5), 5e-4) == 0
+    # pairwise cosines -> standard error: SD / sqrt(pairs); a single pair has none
+    assert core.stability_error(np.array([0.9, 1.0, 0.95, 0.85])) == pytest.approx(
+        np.std([0.9, 1.0, 0.95, 0.85], ddof=1) / 2
+    )
+    assert core.stability_error(np.array([0.9])) == 0.0

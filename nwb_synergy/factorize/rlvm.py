@@ -132,7 +132,8 @@ class RLVM(SynergyModel):
     cv_folds
         Contiguous time blocks of the cross-validation of ``l1="auto"``.
     stability_tol
-        Stability differences below this are ties, broken toward the larger L1 weight.
+        Smallest tolerance of the one-SE rule: stability differences below the larger of this
+        and the best stability's standard error are ties, broken toward the larger L1 weight.
     path_samples
         Longer data run the L1 path (with the search of ``l1="auto"``) on every q-th sample,
         q = ceil(n_times / path_samples), and then refit the chosen weight on every sample,
@@ -222,7 +223,11 @@ class RLVM(SynergyModel):
     the data are cut into ``cv_folds`` contiguous blocks, one fit leaves out each block,
     starting from NMF of its training blocks rotated at random inside the synergy span, and
     the L1 weight whose fits agree best (largest mean pairwise matched cosine) is chosen; ties
-    within ``stability_tol`` go to the larger weight (the sparser, more identified solution).
+    within one standard error of the best (the SD of the pairwise cosines over the square root
+    of their number; at least ``stability_tol``) go to the larger weight (the sparser, more
+    identified solution: the one-SE rule). On long recordings the error is tiny and the rule
+    is the plain maximum; on short ones the fold fits differ by more than the L1 weight moves
+    them, and the rule keeps the seed from choosing the weight.
     The fold fits and the full-data restarts run in the same batched L-BFGS run, stepping
     through the grid in ascending order (each fit starting from the previous one).
 
@@ -492,11 +497,13 @@ class RLVM(SynergyModel):
             self.cv_ = {
                 "l1_grid": path.grid.tolist(),
                 "stability": path.stability.tolist(),
+                "stability_se": path.stability_se.tolist(),
                 "heldout_mse": path.heldout_mse.tolist(),
                 "fold_edges": edges.tolist(),
                 "chosen": int(path.chosen),
-                "criterion": "max stability (mean pairwise matched cosine of fold fits), "
-                f"ties within {self.stability_tol} to the larger l1",
+                "criterion": "the largest l1 whose stability (mean pairwise matched cosine of "
+                "fold fits) is within one standard error of the best (at least "
+                f"{self.stability_tol})",
             }
         else:
             path = fit_path(
