@@ -642,6 +642,30 @@ def _phase_labels(column: str | None) -> tuple[str, str] | None:
     return (f"before {event}", f"from {event}")
 
 
+def _truth_in_fitted_units(syn: Mapping, weights: dict) -> tuple[dict, str]:
+    """A simulated truth's weights divided by the conditioning scale of the fitted sets, so
+    that bars and cosines compare like with like; and a title note saying so ("" if no
+    truth or no recorded scale)."""
+    from .compare import conditioning_scale, weights_in_conditioned_units
+    from .errors import InputError
+
+    truth = next((lab for lab in weights if lab.lower() == "truth"), None)
+    fitted = [lab for lab in weights if lab != truth and syn[lab].conditioning]
+    if truth is None or not fitted:
+        return weights, ""
+    try:
+        scale = conditioning_scale(syn[fitted[0]].conditioning)
+    except InputError:
+        return weights, ""
+    if scale.shape[0] != weights[truth].shape[0] or np.all(scale == 1.0):
+        return weights, ""
+    out = dict(weights)
+    converted = weights_in_conditioned_units(weights[truth], scale)
+    norms = np.linalg.norm(converted, axis=0)
+    out[truth] = converted / np.where(norms > 0, norms, 1.0)  # unit columns, as fitted ones
+    return out, "\ntruth divided by each muscle's conditioning scale, as the EMG was"
+
+
 def _synergy_figures(res, labels: list[str], contexts: Mapping, save, tag: str) -> None:
     """Weights, activations, cycle-averaged activations and model order of one synergy set."""
     from .cycles import normalize_cycles
@@ -652,6 +676,7 @@ def _synergy_figures(res, labels: list[str], contexts: Mapping, save, tag: str) 
     where = context_title(context)
     suffix = f" — {where}" if where else ""
     weights = {lab: syn[lab].weights for lab in labels if syn[lab].muscle_names == muscles}
+    weights, units = _truth_in_fitted_units(syn, weights)
     negcps = {lab: syn[lab].negcp for lab in weights if syn[lab].negcp is not None}
     # per-synergy VAF only for methods without an offset: with one (RLVM), each synergy's
     # "VAF alone" includes the offset's share and is not comparable
@@ -659,7 +684,7 @@ def _synergy_figures(res, labels: list[str], contexts: Mapping, save, tag: str) 
         lab: syn[lab].vaf for lab in weights if syn[lab].vaf is not None and not syn[lab].has_offset
     }
     title = "Synergy weights: " + ", ".join(lab.upper() for lab in weights)
-    title += " (NegCps: red star)" + suffix
+    title += " (NegCps: red star)" + units + suffix
     save(
         plot_synergy_weights(weights, muscles, negcps=negcps, vaf=vafs, title=title),
         "synergies" + tag,

@@ -368,3 +368,25 @@ def test_extract_rlvm_alone_takes_k_from_nmf(emg_file, tmp_path, capsys):
     with h5py.File(out, "r") as f:
         assert sorted(f["processing/behavior"]) == ["MuscleSynergyRLVM", "SynergyActivationRLVM"]
         assert f["processing/behavior/MuscleSynergyRLVM/weights"].shape[0] == 6
+
+
+def test_report_draws_the_truth_in_the_units_the_demo_scores_it(demo):
+    import re
+
+    from nwb_synergy.compare import compare_synergies
+    from nwb_synergy.io.results import read_results
+    from nwb_synergy.plot import _truth_in_fitted_units
+
+    _, out, text = demo
+    records = read_results(out / "session_results.nwb").synergies
+    labels = {lab.lower(): lab for lab in records}
+    weights = {lab: rec.weights for lab, rec in records.items()}
+    drawn, note = _truth_in_fitted_units(records, weights)
+    assert "conditioning scale" in note
+    truth, rlvm = drawn[labels["truth"]], weights[labels["rlvm"]]
+    np.testing.assert_allclose(np.linalg.norm(truth, axis=0), 1.0)
+    printed = float(re.search(r"match to truth, RLVM\s+cosine ([0-9.]+)", text).group(1))
+    # the figure's truth gives the cosine the summary prints; the raw truth does not
+    assert compare_synergies(truth, rlvm).mean_cosine == pytest.approx(printed, abs=6e-4)
+    raw = compare_synergies(weights[labels["truth"]], rlvm).mean_cosine
+    assert raw < printed - 0.01
