@@ -97,3 +97,18 @@ def test_thinning_a_long_recording_leaves_the_curve_and_the_choice_unchanged():
     assert thin.n_synergies == full.n_synergies == 4
     np.testing.assert_allclose(thin.r2, full.r2, atol=2e-3)
     assert np.max(np.abs(thin.r2 - full.r2)) > 0  # really fitted on other samples
+
+
+def test_candidates_are_fitted_with_three_restarts_and_the_chosen_k_with_all(clear):
+    seen: list[tuple[int, int]] = []
+
+    class Recording(NMF):
+        def _fit_k(self, data, k):
+            seen.append((k, self.n_restarts))
+            super()._fit_k(data, k)
+
+    model = Recording("auto", n_restarts=10, random_state=0).fit(clear.emg)
+    candidates, final = seen[:-1], seen[-1]
+    assert [k for k, _ in candidates] == model.selection_.k_values.tolist()
+    assert {r for _, r in candidates} == {3}
+    assert final == (model.n_synergies_, 10) and len(model.restart_vaf_) == 10
