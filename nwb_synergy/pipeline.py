@@ -495,8 +495,11 @@ def sta_step(
                 f"unit {uid}: {int((~inside).sum())} spike(s) outside the EMG recording ignored"
             )
         usable[uid] = spikes
-    # all units at once: one pass over the EMG for the averages, one for the effects
+    # all units at once: one pass over the EMG for the averages (and the ISAs), one for the
+    # per-spike statistics of the effects
     sta_options = {"chunk_bytes": CHUNK_BYTES, **options.sta_options}
+    if options.effect_options.get("method", "isa") == "isa":  # the effects' ISA, same pass
+        sta_options.setdefault("baseline", "isa")
     stas = spike_triggered_average(
         hp, usable, outside="exclude", keep_sweeps=False, intervals=spans, **sta_options
     )
