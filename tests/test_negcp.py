@@ -441,3 +441,33 @@ def test_walking_trial_negcps_hold_across_seeds_and_sit_on_zero_nmf_weights(walk
     assert np.median(nmf_at) < 0.05 and np.median(nmf_at) < np.median(
         results[0].matched_nmf_weights(nmf)
     )
+
+
+def test_bootstrap_of_a_long_envelope_on_every_qth_sample_keeps_its_errors_and_decisions(
+    monkeypatch,
+):
+    import nwb_synergy.negcp as negcp_module
+
+    # a conditioned envelope (low-passed at 20 Hz, 100 Hz) of 8,000 samples against a cap of
+    # 2,000: refits on every 4th sample (as a 20-min session against the default 30,000, where
+    # the guard ran 2.1x faster with the same 4 NegCps and errors within 10 %)
+    from nwb_synergy.emg import condition_emg
+    from nwb_synergy.signals import EMG
+    from nwb_synergy.simulate.session import simulate_session
+
+    session = simulate_session(
+        None, n_muscles=12, n_units=2, n_inhibitory=1, n_facilitatory=1, duration=80.0,
+        random_state=3,
+    )  # fmt: skip
+    series = session.nwbfile.acquisition["EMG"]
+    envelope = condition_emg(EMG(series.data[:] * series.conversion, series.rate))
+    model = RLVM(4, l1=0.1, random_state=0).fit(envelope)
+    full = negative_components(model, envelope, random_state=0)
+    monkeypatch.setattr(negcp_module, "BOOT_SAMPLES", 2000)
+    thin = negative_components(model, envelope, random_state=0)
+    assert "on every 4th sample" in thin.method and "every" not in full.method.split("refits")[1][:3]
+    assert full.mask.sum() >= 2
+    np.testing.assert_array_equal(thin.mask, full.mask)
+    cand = full.candidates
+    ratio = thin.std_error[cand] / full.std_error[cand]
+    assert np.all((ratio > 0.8) & (ratio < 1.5)), ratio  # the same errors, or a little wider
