@@ -26,18 +26,11 @@ import time
 from pathlib import Path
 
 
-def _peak_rss_mb() -> float:
+def _status_mb(field: str) -> float:
+    """A memory line of /proc/self/status (``VmHWM``: peak resident, ``VmRSS``: now), MB."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024.0
     return float("nan")
 
@@ -91,7 +84,7 @@ def analyse(path: str, seed: int, options: dict) -> dict:
         steps[label] = {
             "cpu_s": _cpu() - c0,
             "wall_s": time.perf_counter() - w0,
-            "peak_mb": _peak_rss_mb(),
+            "peak_mb": _status_mb("VmHWM"),
         }
         return out
 
@@ -99,7 +92,7 @@ def analyse(path: str, seed: int, options: dict) -> dict:
     import nwb_synergy.factorize._rlvm_core as core
 
     core._torch()  # the libraries every analysis loads, so that the baseline includes them
-    baseline = _rss_mb()
+    baseline = _status_mb("VmRSS")
     out_path = str(Path(path).with_name("results.nwb"))
     c0 = _cpu()
     results = pipeline.analyze_session(
