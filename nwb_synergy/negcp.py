@@ -499,7 +499,7 @@ class _RLVMRefits:
     within ``REFIT_MEMORY``.
     """
 
-    def __init__(self, model: Any, data: np.ndarray):
+    def __init__(self, model: Any, data: np.ndarray, step: int = 1):
         import torch
 
         from .factorize import _rlvm_core as core
@@ -511,7 +511,8 @@ class _RLVMRefits:
         tied = bool(model.tied)
         self.k = (n_params - n_muscles) // ((1 if tied else 2) * n_muscles + 1)
         self.layout = core._Layout(n_muscles, self.k, tied)
-        self.x = data / model.scale_
+        self.x = data / model.scale_  # the rotated restarts: every sample
+        self.x_boot = self.x[::step]  # the resamples (and the curvature): every step-th
         self.fit_kw = dict(model._fit_kw())
         self.device = core._resolve_device(self.fit_kw["device"])
         hist = min(n_params, MAX_HISTORY)
@@ -520,7 +521,8 @@ class _RLVMRefits:
         per_refit = 8 * 3 * 2 * hist * (n_params + hist) + 8 * 2 * self.x.shape[0]
         self.chunk = int(max(1, REFIT_MEMORY // per_refit))
         with core.torch_threads(model.n_threads):
-            self.xt = torch.as_tensor(self.x, dtype=torch.float64, device=self.device)
+            # the curvature of the (per-sample mean) loss, from the resamples' samples
+            self.xt = torch.as_tensor(self.x_boot, dtype=torch.float64, device=self.device)
             th = torch.as_tensor(self.theta, dtype=torch.float64, device=self.device)
             step = HESSIAN_STEP * torch.eye(n_params, dtype=torch.float64, device=self.device)
             _, grad = self._objective(2 * n_params)(
@@ -550,14 +552,6 @@ class _RLVMRefits:
             else torch.as_tensor(counts, dtype=torch.float64, device=self.device),
         )
 
-    def loss_at_fit(self) -> float:
-        """The penalised loss of the fitted parameters on this data (units of ``loss_``)."""
-        torch = self.torch
-        with self.core.torch_threads(self.model.n_threads):
-            theta = torch.as_tensor(self.theta[None], dtype=torch.float64, device=self.device)
-            value, _ = self._objective(1)(theta, torch.arange(1))
-        return float(value.cpu().numpy()[0])
-
     def _memory(self, r: int) -> Any:
         from .factorize._lbfgs import LBFGSMemory
 
@@ -575,7 +569,7 @@ class _RLVMRefits:
 
     def _fit(self, starts: np.ndarray, counts: np.ndarray | None) -> Any:
         return self.core.fit_batched(
-            self.x,
+            self.x if counts is None else self.x_boot,
             starts,
             k=self.k,
             tied=self.layout.tied,
@@ -625,12 +619,7 @@ class _RLVMRefits:
             for first in range(0, n, self.chunk):
                 res = self._fit(starts[first : first + self.chunk], None)
                 weights += self._weights(res.params)
-                torch = self.torch
-                params = torch.as_tensor(res.params, dtype=torch.float64, device=self.device)
-                value, _ = self._objective(res.params.shape[0])(
-                    params, torch.arange(res.params.shape[0])
-                )
-                losses.append(value.cpu().numpy())
+                losses.append(np.asarray(res.loss, dtype=float))  # on every sample
         return np.stack(weights), np.concatenate(losses)
 
 
@@ -892,14 +881,16 @@ def negative_components(
         step = -(-data.shape[0] // BOOT_SAMPLES)
         if cand.any():
             # a long conditioned envelope (low-passed far below its rate) thinned keeps its
-            # information about the weights: the refits' spread is that of the full data's
-            # estimate (or a little wider, the safe side), at the cost of a 5-minute session
+            # information about the weights: the resamples' spread is that of the full data's
+            # estimate (or a little wider, the safe side), at the cost of a 5-minute session;
+            # the rotated restarts probe the fit itself, so they stay on every sample
             boot = _bootstrap(
                 model_or_weights,
-                data[::step],
+                data,
                 rel,
                 cand,
                 consistent,
+                step=step,
                 block=max(1, -(-blk // step)),
                 n_boot=int(n_boot),
                 max_boot=int(max_boot),
@@ -1003,6 +994,7 @@ def _bootstrap(
     cand: np.ndarray,
     consistent: np.ndarray,
     *,
+    step: int = 1,
     block: int,
     n_boot: int,
     max_boot: int,
@@ -1016,14 +1008,15 @@ def _bootstrap(
     Rounds of refits: ``n_boot``, then as many again while :func:`decide` leaves a candidate
     undecided, up to ``max_boot`` in all; an RLVM also gets ``n_rotations`` rotated restarts
     on the full data per ``n_boot`` refits, those within ``restart_tol`` of the fit's loss
-    entering the error.
+    entering the error. The resamples are drawn from every ``step``-th sample (``block`` in
+    those samples); the rotated restarts use every sample.
     """
     count_rng, refit_rng = (np.random.default_rng(rng.integers(0, 2**63)) for _ in range(2))
     rotated: list[np.ndarray] = []
     if _is_fast_rlvm(model):
-        fast = _RLVMRefits(model, data)
+        fast = _RLVMRefits(model, data, step=step)
         refit = fast.resamples
-        fit_loss = fast.loss_at_fit()  # on the data the restarts see (maybe thinned)
+        fit_loss = float(model.loss_)
 
         def rotate(n: int) -> None:
             if n > 0:
@@ -1032,13 +1025,15 @@ def _bootstrap(
                 rotated.append(relative_weights(w[near]))
 
     else:
-        refit = _generic_refits(model, data, refit_rng)
+        refit = _generic_refits(model, data[::step], refit_rng)
 
         def rotate(n: int) -> None:
             return None
 
+    n_drawn = -(-data.shape[0] // step)  # len(data[::step])
+
     def draw(n: int) -> np.ndarray:
-        return block_bootstrap_counts(data.shape[0], n, block, count_rng)
+        return block_bootstrap_counts(n_drawn, n, block, count_rng)
 
     rounds: list[np.ndarray] = []
     batch = n_boot
