@@ -450,7 +450,7 @@ def test_bootstrap_of_a_long_envelope_on_every_qth_sample_keeps_its_errors_and_d
 
     # a conditioned envelope (low-passed at 20 Hz, 100 Hz) of 8,000 samples against a cap of
     # 2,000: refits on every 4th sample (as a 20-min session against the default 30,000, where
-    # the guard ran 2.1x faster with the same 4 NegCps and errors within 10 %)
+    # the guard ran 1.7x faster with the same 4 NegCps and errors within 15 %)
     from nwb_synergy.emg import condition_emg
     from nwb_synergy.signals import EMG
     from nwb_synergy.simulate.session import simulate_session
