@@ -61,6 +61,23 @@ def small_emg_file(path: Path, **kwargs) -> Path:
     return write_nwbfile(nwbfile, path)
 
 
+def named_emg_file(path: Path, name: str, description: str, n_muscles: int, n_times: int) -> Path:
+    """A file whose EMG series and description are given as they are (hostile names)."""
+    truth = make_truth(n_times=n_times, n_muscles=n_muscles)
+    nwbfile = mock_nwbfile()
+    nwbfile.add_acquisition(
+        TimeSeries(
+            name=name,
+            data=truth.raw,
+            unit="V",
+            conversion=truth.conversion,
+            rate=truth.rate,
+            description=description,
+        )
+    )
+    return write_nwbfile(nwbfile, path)
+
+
 def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.glob(".*.tmp.nwb"))
 
@@ -280,19 +297,7 @@ def test_report_on_a_dataset_declaring_a_petabyte_exits_1_naming_it(tmp_path, ca
 
 
 def test_duplicate_muscle_names_are_refused_by_read_emg(tmp_path):
-    truth = make_truth(n_times=500, n_muscles=3)
-    nwbfile = mock_nwbfile()
-    nwbfile.add_acquisition(
-        TimeSeries(
-            name="EMG",
-            data=truth.raw,
-            unit="V",
-            conversion=truth.conversion,
-            rate=truth.rate,
-            description="EMG of 3 muscles: FDS, ECR, FDS",
-        )
-    )
-    path = write_nwbfile(nwbfile, tmp_path / "dup.nwb")
+    path = named_emg_file(tmp_path / "dup.nwb", "EMG", "EMG of 3 muscles: FDS, ECR, FDS", 3, 500)
     with pytest.raises(InputError) as info:
         read_emg(path)
     message = str(info.value)
@@ -598,19 +603,9 @@ def test_safe_filename_keeps_a_safe_alphabet_and_never_merges_two_names():
 
 
 def test_cli_escapes_names_from_files_in_errors_and_in_the_summary(tmp_path, capsys):
-    truth = make_truth(n_times=4000, n_muscles=4)
-    nwbfile = mock_nwbfile()
-    nwbfile.add_acquisition(
-        TimeSeries(
-            name="EMG\x1b[2J",
-            data=truth.raw,
-            unit="V",
-            conversion=truth.conversion,
-            rate=truth.rate,
-            description="muscles: FDS, ECR\x1b[31m, EDC, FCU",
-        )
+    path = named_emg_file(
+        tmp_path / "esc.nwb", "EMG\x1b[2J", "muscles: FDS, ECR\x1b[31m, EDC, FCU", 4, 4000
     )
-    path = write_nwbfile(nwbfile, tmp_path / "esc.nwb")
     code, out, err = run(
         ["extract", path, "--emg", "X\x1b]0;pwned\x07", "-o", tmp_path / "o.nwb"], capsys
     )
