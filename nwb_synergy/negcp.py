@@ -76,8 +76,9 @@ from .signals import EMG
 
 #: Monte Carlo band (in standard errors of ``r / s``) within which a decision is not yet clear
 MC_BAND = 2.576
-#: the bootstrap refits and rotated restarts of a longer envelope run on every q-th sample,
-#: q = ceil(n_times / BOOT_SAMPLES) (5 minutes at 100 Hz: shorter recordings are not thinned)
+#: the bootstrap resamples of a longer envelope are drawn from every q-th sample,
+#: q = ceil(n_times / BOOT_SAMPLES) (5 minutes at 100 Hz: shorter recordings are not thinned);
+#: the rotated restarts always use every sample
 BOOT_SAMPLES = 30_000
 #: finite-difference step of the Hessian that preconditions the RLVM refits (scaled units)
 HESSIAN_STEP = 1e-3
@@ -917,7 +918,7 @@ def negative_components(
     if n_used:
         method.append(f"negative in >= {min_consistency:g} of {n_used} near-best restarts")
     if did_boot:
-        thinned = f" on every {step}th sample" if step > 1 else ""
+        thinned = f" on 1 sample in {step}" if step > 1 else ""
         method.append(
             f"circular block bootstrap ({blk}-sample blocks, {boot.n_refits} warm-started "
             f"refits{thinned}) and {n_rot} restarts from the fit rotated in the synergy span; "

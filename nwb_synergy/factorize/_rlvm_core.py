@@ -629,12 +629,6 @@ def pairwise_cosines(weights: list[np.ndarray]) -> np.ndarray:
     return np.array(vals)
 
 
-def mean_pairwise_cosine(weights: list[np.ndarray]) -> float:
-    """Mean over all pairs of fits of the matched mean cosine of their synergies."""
-    vals = pairwise_cosines(weights)
-    return float(np.mean(vals)) if vals.size else float("nan")
-
-
 def stability_error(cosines: np.ndarray) -> float:
     """Standard error of a stability: SD of the pairwise cosines over sqrt(pairs) (0 if < 2)."""
     cosines = np.asarray(cosines, dtype=float)
